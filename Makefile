@@ -1,0 +1,63 @@
+# PneumoLab: `make` sets up .venv and runs every notebook under PROFILE (default smoke).
+# Data location is configuration, not set here: export PNEUMOLAB_DATA=/path/to/data
+# (the folder holding medmnist/ and kermany/; see pneumolib/data.py).
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= smoke
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+# metadata that changes on every save/run and carries no content
+STRIP_KEYS := metadata.kernelspec metadata.language_info metadata.papermill metadata.widgets \
+              cell.metadata.papermill cell.metadata.execution cell.metadata.ExecuteTime \
+              cell.metadata.collapsed cell.metadata.scrolled
+
+.DEFAULT_GOAL := all
+.PHONY: all setup run test report benchmark strip clean help
+
+all: setup run ## set up the environment, then run every notebook (PROFILE=smoke|cpu|gpu)
+
+setup: $(STAMP) ## create the venv (VENV=.venv), pip install -e ".[dev]", register its Jupyter kernel
+
+# Reinstalls only when pyproject.toml changes (or the stamp is deleted).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (PneumoLab)"
+	touch $@
+
+run: setup ## execute the notebooks into build/executed/$(PROFILE)/ (ONLY="03 04" to pick some)
+	$(BIN)/python -m pneumolib.run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+
+test: setup ## unit tests, then every notebook under nbval (smoke profile)
+	$(BIN)/pytest tests
+ifneq ($(strip $(NOTEBOOKS)),)
+	$(BIN)/pytest --nbval-lax --nbval-current-env notebooks/
+else
+	@echo "No notebooks/NN_*.ipynb yet: nbval step skipped."
+endif
+
+report: setup ## build the report from results/$(PROFILE)/
+	$(BIN)/python -m pneumolib.report --profile $(PROFILE)
+
+benchmark: setup ## time training steps on this machine (scripts/benchmark.py)
+	$(BIN)/python scripts/benchmark.py
+
+strip: setup ## remove outputs, execution counts and metadata churn from the notebooks
+ifneq ($(strip $(NOTEBOOKS)),)
+	@# two passes: nbstripout 0.9 honours only the last tag given to --drop-tagged-cells
+	$(BIN)/nbstripout --drop-tagged-cells papermill-error-cell-tag $(NOTEBOOKS)
+	$(BIN)/nbstripout --drop-tagged-cells injected-parameters --extra-keys "$(STRIP_KEYS)" $(NOTEBOOKS)
+	$(BIN)/python scripts/check_notebooks_clean.py $(NOTEBOOKS)
+else
+	@echo "No notebooks/NN_*.ipynb to strip."
+endif
+
+clean: ## delete build/ (executed notebooks, caches, checkpoints); never data/ or results/
+	rm -rf build .pytest_cache
+
+help: ## list the targets
+	@echo "make [target] [PROFILE=smoke|cpu|gpu] [PYTHON=python3] [VENV=.venv]"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  \1\t/' | expand -t 14

@@ -1,0 +1,11 @@
+"""PneumoLab helper package: data, models, training, metrics, calibration, explainability, plots, report.
+
+The notebooks in ``notebooks/`` tell the story; the logic they use lives here and is tested in ``tests/``.
+Layering (no module imports one above it)::
+
+    profiles, results, metrics, models        (ground floor)
+    data, train, calibration, explain, report, run
+    plots
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,430 @@
+"""Data layer: PneumoniaMNIST (via ``medmnist``) and the Kermany ``chest_xray/`` folder.
+
+Both loaders return :class:`ImageSet` objects: a uint8 tensor of grayscale images
+``(N, H, W)``, integer labels and a ``meta`` table (filenames, patient ids, ...). Everything
+downstream (augmentation, batching, models) works on these in-memory tensors, so an epoch never
+decodes a JPEG: Kermany images are decoded once per image size into a cache under ``build/cache``.
+
+Where the data lives is configuration, never a path in the code:
+
+* ``load_*(root=...)`` argument, else
+* the ``PNEUMOLAB_DATA`` environment variable, else
+* ``~/.pneumolab/data`` (PneumoniaMNIST is downloaded there by ``medmnist`` when online).
+
+The folder layout under that root is ``medmnist/pneumoniamnist.npz`` and
+``kermany/chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .results import build_dir, load_checkpoint, save_checkpoint
+
+DATA_ENV = "PNEUMOLAB_DATA"
+DEFAULT_DATA_ROOT = Path("~/.pneumolab/data")
+SPLITS = ("train", "val", "test")
+CLASSES_BINARY = ("normal", "pneumonia")
+CLASSES_3 = ("normal", "bacteria", "virus")
+KERMANY_URL = "https://data.mendeley.com/datasets/rscbjbr9sj/2 (or Kaggle: paultimothymooney/chest-xray-pneumonia)"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data folder or a dataset inside it is missing."""
+
+
+class ChecksumError(ValueError):
+    """A file's checksum differs from the published one."""
+
+
+# --------------------------------------------------------------------------- ImageSet
+@dataclass
+class ImageSet:
+    """Images ``(N, H, W)`` uint8, labels ``(N,)`` int64 and one ``meta`` row per image."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    classes: tuple[str, ...] = CLASSES_BINARY
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 3 or self.images.dtype != torch.uint8:
+            raise ValueError(f"images must be a uint8 tensor (N, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.meta.empty:
+            self.meta = pd.DataFrame(index=range(len(self.images)))
+        self.meta = self.meta.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c}={n}" for c, n in self.class_counts().items())
+        return f"ImageSet({self.name!r}, n={len(self)}, size={tuple(self.images.shape[1:])}, {counts})"
+
+    def class_counts(self) -> dict[str, int]:
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts))
+
+    def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> "ImageSet":
+        index = np.asarray(index, dtype=np.int64)
+        return ImageSet(
+            self.images[torch.from_numpy(index)],
+            self.labels[torch.from_numpy(index)],
+            self.meta.iloc[index].reset_index(drop=True),
+            self.classes,
+            name or self.name,
+        )
+
+    def with_labels(self, column: str, classes: tuple[str, ...]) -> "ImageSet":
+        """Same images with labels taken from ``meta[column]`` (e.g. ``label3`` for three classes)."""
+        labels = torch.tensor(self.meta[column].to_numpy(), dtype=torch.long)
+        return ImageSet(self.images, labels, self.meta, classes, self.name)
+
+    def as_float(self) -> torch.Tensor:
+        """Images as float ``(N, 1, H, W)`` in [0, 1]: what models and augmentation take."""
+        return self.images.unsqueeze(1).float().div_(255)
+
+
+def stratified_subset(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
+    """At most ``n`` images keeping the class proportions (every class keeps at least one)."""
+    if n is None or n >= len(data):
+        return data
+    rng = np.random.default_rng(seed)
+    labels = data.labels.numpy()
+    chosen = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        k = max(1, round(n * len(idx) / len(labels)))
+        chosen.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return data.subset(np.sort(np.concatenate(chosen)))
+
+
+# --------------------------------------------------------------------------- data root
+def data_root(root: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Resolve the data folder: argument, else ``$PNEUMOLAB_DATA``, else ``~/.pneumolab/data``."""
+    if root is None:
+        root = os.environ.get(DATA_ENV)
+        source = f"${DATA_ENV}"
+        if root is None:
+            path = DEFAULT_DATA_ROOT.expanduser()
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+    else:
+        source = "the `root` argument"
+    path = Path(root).expanduser().resolve()
+    if must_exist and not path.is_dir():
+        raise DataNotFoundError(
+            f"Data folder {path} (from {source}) does not exist. Set {DATA_ENV} to the folder that "
+            f"holds medmnist/ and kermany/ (e.g. `export {DATA_ENV}=/path/to/data`), or unset it to "
+            f"let medmnist download PneumoniaMNIST into {DEFAULT_DATA_ROOT}."
+        )
+    return path
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_md5(path: str | os.PathLike, expected: str) -> None:
+    """Raise :class:`ChecksumError` naming the file, the expected and the actual md5."""
+    actual = file_md5(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"{path}: md5 is {actual}, expected {expected}. The file is corrupt or not the official "
+            "release: delete it and download it again."
+        )
+
+
+# --------------------------------------------------------------------------- PneumoniaMNIST
+def pneumoniamnist_file(size: int = 28, root: str | os.PathLike | None = None) -> Path:
+    suffix = "" if size == 28 else f"_{size}"
+    return data_root(root) / "medmnist" / f"pneumoniamnist{suffix}.npz"
+
+
+def load_pneumoniamnist(
+    split: str,
+    size: int = 28,
+    root: str | os.PathLike | None = None,
+    download: bool | None = None,
+    expected_md5: str | None = None,
+) -> ImageSet:
+    """One split of PneumoniaMNIST as an :class:`ImageSet` (label 1 = pneumonia).
+
+    Uses ``medmnist``'s own dataset class. The file's md5 is checked against ``medmnist.INFO``
+    (or ``expected_md5``) before use. ``download`` defaults to True only when no data folder was
+    configured (a configured folder is expected to hold the file already).
+    """
+    import medmnist
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    info = medmnist.INFO["pneumoniamnist"]
+    key = "MD5" if size == 28 else f"MD5_{size}"
+    if key not in info:
+        raise ValueError(f"PneumoniaMNIST has sizes 28, 64, 128, 224; got {size}")
+    configured = root is not None or DATA_ENV in os.environ
+    if download is None:
+        download = not configured
+    path = pneumoniamnist_file(size, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and not download:
+        raise DataNotFoundError(
+            f"{path} not found. Put the official pneumoniamnist{'' if size == 28 else '_' + str(size)}.npz "
+            f"there (from {info['url' if size == 28 else f'url_{size}']}), point {DATA_ENV} at the folder "
+            "that holds medmnist/, or unset it so medmnist downloads the file."
+        )
+    if path.exists():
+        verify_md5(path, expected_md5 or info[key])
+    ds = medmnist.PneumoniaMNIST(split=split, size=size, root=str(path.parent), download=download and not path.exists())
+    images = torch.from_numpy(np.ascontiguousarray(ds.imgs))
+    labels = torch.from_numpy(ds.labels.reshape(-1).astype(np.int64))
+    meta = pd.DataFrame({"index": np.arange(len(labels)), "label": labels.numpy()})
+    return ImageSet(images, labels, meta, CLASSES_BINARY, f"PneumoniaMNIST-{size} {split}")
+
+
+def load_pneumoniamnist_splits(size: int = 28, root=None, subset: int | None = None, seed: int = 0) -> dict[str, ImageSet]:
+    """``{"train", "val", "test"}`` of PneumoniaMNIST, each optionally a stratified subset."""
+    return {s: stratified_subset(load_pneumoniamnist(s, size, root), subset, seed) for s in SPLITS}
+
+
+# --------------------------------------------------------------------------- Kermany filenames
+@dataclass(frozen=True)
+class KermanyName:
+    filename: str
+    label: int  # 0 normal, 1 pneumonia
+    label3: int  # 0 normal, 1 bacteria, 2 virus
+    patient_id: str
+
+
+_NORMAL_RE = re.compile(r"^((?:NORMAL2-)?IM-\d+)(?:-\d+)+\.jpe?g$", re.IGNORECASE)
+_PNEUMONIA_RE = re.compile(r"^(person\d+)_(bacteria|virus)_\d+(?:_\d+)?\.jpe?g$", re.IGNORECASE)
+
+
+def parse_kermany_filename(filename: str) -> KermanyName:
+    """Binary label, three-class label and patient id from a Kermany filename.
+
+    >>> parse_kermany_filename("person1_virus_6.jpeg")
+    KermanyName(filename='person1_virus_6.jpeg', label=1, label3=2, patient_id='person1')
+    """
+    name = Path(filename).name
+    if m := _NORMAL_RE.match(name):
+        return KermanyName(name, 0, 0, m.group(1))
+    if m := _PNEUMONIA_RE.match(name):
+        return KermanyName(name, 1, 1 if m.group(2).lower() == "bacteria" else 2, m.group(1))
+    raise ValueError(
+        f"{filename}: not a Kermany filename. Expected IM-NNNN-NNNN.jpeg or NORMAL2-IM-NNNN-NNNN.jpeg "
+        "(normal) or personN_bacteria_M.jpeg / personN_virus_M.jpeg (pneumonia)."
+    )
+
+
+def kermany_dir(root: str | os.PathLike | None = None) -> Path:
+    """The ``chest_xray`` folder, or :class:`DataNotFoundError` saying where to get and put it."""
+    base = data_root(root, must_exist=False)
+    path = base / "kermany" / "chest_xray"
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"Kermany chest X-ray folder not found at {path}. Download 'Chest X-Ray Images (Pneumonia)' "
+            f"from {KERMANY_URL}, unpack it so that {path}/train/NORMAL/*.jpeg exists, and point "
+            f"{DATA_ENV} at {base} if it lives elsewhere. (medmnist cannot download it.)"
+        )
+    return path
+
+
+def kermany_available(root: str | os.PathLike | None = None) -> bool:
+    try:
+        kermany_dir(root)
+        return True
+    except DataNotFoundError:
+        return False
+
+
+def scan_kermany(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per image: split, folder, filename, path, label, label3, patient_id.
+
+    Raises ``ValueError`` naming the path of any unexpected folder, any filename that does not
+    parse, or any file whose folder disagrees with its name.
+    """
+    base = kermany_dir(root)
+    rows = []
+    for split_dir in sorted(p for p in base.iterdir() if not p.name.startswith(".")):
+        if not split_dir.is_dir() or split_dir.name not in SPLITS:
+            raise ValueError(f"{split_dir}: unexpected entry in chest_xray/ (expected only {', '.join(SPLITS)})")
+        for class_dir in sorted(p for p in split_dir.iterdir() if not p.name.startswith(".")):
+            if not class_dir.is_dir() or class_dir.name not in ("NORMAL", "PNEUMONIA"):
+                raise ValueError(f"{class_dir}: unexpected entry (expected only NORMAL and PNEUMONIA)")
+            for f in sorted(class_dir.iterdir()):
+                if f.name.startswith("."):
+                    continue
+                parsed = parse_kermany_filename(str(f))
+                if parsed.label != (class_dir.name == "PNEUMONIA"):
+                    raise ValueError(f"{f}: filename says {CLASSES_3[parsed.label3]} but it is in {class_dir.name}/")
+                rows.append(
+                    dict(split=split_dir.name, folder=class_dir.name, filename=f.name, path=str(f),
+                         label=parsed.label, label3=parsed.label3, patient_id=parsed.patient_id)
+                )
+    if not rows:
+        raise DataNotFoundError(f"{base} holds no images; expected {base}/train/NORMAL/*.jpeg etc.")
+    return pd.DataFrame(rows)
+
+
+def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, stratify: str = "label3",
+                  group: str = "patient_id") -> tuple[np.ndarray, np.ndarray]:
+    """Patient-grouped, stratified, seeded train/validation split: no patient is in both.
+
+    Returns positional indices ``(train_idx, val_idx)`` into ``df``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = max(2, round(1 / val_fraction))
+    if df[group].nunique() < n_splits:
+        raise ValueError(f"need at least {n_splits} patients for a {val_fraction:.0%} grouped split, got {df[group].nunique()}")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_idx, val_idx = next(splitter.split(np.zeros(len(df)), df[stratify].to_numpy(), df[group].to_numpy()))
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+# --------------------------------------------------------------------------- Kermany pixels + cache
+def _decode(path: str, size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            im.draft("L", (size, size))
+            return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: cannot read image ({err}). Delete or replace this file.") from err
+
+
+def _source_key(paths: Sequence[str], size: int) -> str:
+    digest = hashlib.sha256(f"v1 size={size} bilinear-square".encode())
+    for p in paths:
+        st = os.stat(p)
+        digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bool = True) -> torch.Tensor:
+    """Decode ``paths`` to ``(N, size, size)`` uint8, cached under ``build/cache``.
+
+    The cache stores a key made of every path, byte size and modification time: any change to the
+    source files rebuilds it. The cache file is written atomically.
+    """
+    from tqdm.auto import tqdm
+
+    key = _source_key(paths, size)
+    cache = build_dir("cache") / f"{cache_name}_{size}px.pt"
+    if cache.exists():
+        try:
+            stored = load_checkpoint(cache)
+            if stored.get("key") == key:
+                return stored["images"]
+        except Exception:  # unreadable cache: rebuild it
+            pass
+    out = np.empty((len(paths), size, size), dtype=np.uint8)
+    for i, p in enumerate(tqdm(paths, desc=f"decoding {cache_name} at {size} px", disable=not progress, mininterval=1)):
+        out[i] = _decode(p, size)
+    images = torch.from_numpy(out)
+    save_checkpoint(cache, {"key": key, "images": images})
+    return images
+
+
+def load_kermany(size: int = 64, root=None, val_fraction: float = 0.15, seed: int = 0,
+                 subset: int | None = None, three_class: bool = False) -> dict[str, ImageSet]:
+    """Kermany ``train`` / ``val`` / ``test`` as :class:`ImageSet` objects at ``size`` px.
+
+    ``train`` and ``val`` are a patient-grouped split of the official train folder (the official
+    16-image val folder is too small to select models on and is not used); ``test`` is the official
+    test folder, untouched. ``three_class=True`` uses labels normal / bacteria / virus.
+    """
+    df = scan_kermany(root)
+    images = cached_images(df["path"].tolist(), size, "kermany")
+    official_train = np.flatnonzero(df["split"].to_numpy() == "train")
+    tr, va = grouped_split(df.iloc[official_train], val_fraction, seed)
+    index = {"train": official_train[tr], "val": official_train[va], "test": np.flatnonzero(df["split"].to_numpy() == "test")}
+    meta = df.drop(columns=["path"]).assign(path=df["path"])
+    out = {}
+    for split, idx in index.items():
+        data = ImageSet(images[torch.from_numpy(idx)], torch.tensor(df["label"].to_numpy()[idx]),
+                        meta.iloc[idx], CLASSES_BINARY, f"Kermany-{size} {split}")
+        if three_class:
+            data = data.with_labels("label3", CLASSES_3)
+        out[split] = stratified_subset(data, subset, seed)
+    return out
+
+
+# --------------------------------------------------------------------------- audits
+def full_manifest(root=None) -> pd.DataFrame | None:
+    """``kermany/FULL_SPLIT_MANIFEST.csv`` (all 5,856 files with sha256) parsed, or None if absent."""
+    path = data_root(root, must_exist=False) / "kermany" / "FULL_SPLIT_MANIFEST.csv"
+    if not path.exists():
+        return None
+    df = pd.read_csv(path)
+    parsed = [parse_kermany_filename(f) for f in df["filename"]]
+    return df.assign(label3=[p.label3 for p in parsed], patient_id=[p.patient_id for p in parsed])
+
+
+def overlap_report(df: pd.DataFrame, hash_column: str = "sha256") -> dict:
+    """Patient ids and byte-identical files shared between the official train and test folders.
+
+    ``df`` needs ``split``, ``patient_id`` and ``hash_column``. Duplicates *within* a split are
+    counted too (the dataset ships byte-identical files under two names).
+    """
+    tr, te = df[df["split"] == "train"], df[df["split"] == "test"]
+    shared_patients = sorted(set(tr["patient_id"]) & set(te["patient_id"]))
+    shared_hashes = set(tr[hash_column]) & set(te[hash_column])
+    dup_groups = df.groupby(hash_column)["filename"].count()
+    return {
+        "images": {s: int((df["split"] == s).sum()) for s in SPLITS},
+        "patients": {s: int(df.loc[df["split"] == s, "patient_id"].nunique()) for s in SPLITS},
+        "shared_patient_ids_train_test": len(shared_patients),
+        "test_images_of_shared_patients": int(te["patient_id"].isin(shared_patients).sum()),
+        "duplicate_files_train_test": len(shared_hashes),
+        "duplicate_pairs_any_split": int((dup_groups[dup_groups > 1] - 1).sum()),
+        "shared_patient_examples": shared_patients[:5],
+    }
+
+
+def hash_present_files(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
+    """Add a ``sha256`` column with the hash of each present file's bytes."""
+    from tqdm.auto import tqdm
+
+    hashes = [file_sha256(p) for p in tqdm(df["path"], desc="hashing", disable=not progress, mininterval=1)]
+    return df.assign(sha256=hashes)
+
+
+def coverage(df: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame:
+    """Images present vs listed in the full manifest, by split and three-class label."""
+    present = df.groupby(["split", "label3"]).size().rename("present")
+    if manifest is None:
+        table = present.to_frame()
+    else:
+        listed = manifest.groupby(["split", "label3"]).size().rename("full_dataset")
+        table = pd.concat([present, listed], axis=1).fillna(0).astype(int)
+        table["share"] = (table["present"] / table["full_dataset"]).round(3)
+    table.index = table.index.set_levels([table.index.levels[0], [CLASSES_3[i] for i in table.index.levels[1]]])
+    return table

@@ -1,0 +1,135 @@
+"""The three model families: a custom CNN, ResNet18 and DenseNet121.
+
+Every model takes grayscale images ``(N, 1, H, W)`` in [0, 1] and returns logits ``(N, C)``
+(``C = 1`` for the binary task, 3 for normal / bacteria / virus). The first layer,
+:class:`~pneumolib.transforms.InputAdapter`, does the channel copy and normalisation, so the
+data pipeline is the same for every model.
+
+Low resolution. torchvision's ResNet18 and DenseNet121 shrink the input 32x. At 28 px ResNet18's
+last feature map would be 1x1 (Grad-CAM meaningless) and DenseNet121 fails outright. At low
+resolution (``stem="cifar"``) we therefore replace the 7x7/stride-2 stem and its max-pool with a
+3x3/stride-1 convolution, as is standard for CIFAR-sized images: at 28 px ResNet18's ``layer4``
+is then 4x4. DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
+(``densenet_input``): its last dense block is then 2x2. ImageNet weights always use the
+standard stem at the data's resolution (224 px on the ``gpu`` profile).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .transforms import InputAdapter
+
+MODEL_NAMES = ("simple_cnn", "resnet18", "densenet121")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights were requested but are not in the torch hub cache and cannot be downloaded."""
+
+
+class SimpleCNN(nn.Module):
+    """Three Conv-BatchNorm-ReLU-MaxPool blocks (32/64/128), global average pooling, dropout, linear.
+
+    With one input channel and one output this has 93,249 parameters, like the tutorial's SimpleCNN.
+    """
+
+    def __init__(self, num_outputs: int = 1, dropout: float = 0.3) -> None:
+        super().__init__()
+        blocks, in_ch = [], 1
+        for out_ch in (32, 64, 128):
+            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            in_ch = out_ch
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(128, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+
+
+class Classifier(nn.Module):
+    """``InputAdapter`` followed by a backbone; remembers what it is for results and Grad-CAM.
+
+    Attributes: ``name``, ``weights`` ("imagenet" or "scratch"), ``num_outputs`` and
+    ``target_layer`` (the last convolutional block, used by Grad-CAM).
+    """
+
+    def __init__(self, name: str, backbone: nn.Module, adapter: InputAdapter, weights: str, num_outputs: int,
+                 target_layer: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.adapter, self.backbone = adapter, backbone
+        self.name, self.weights, self.num_outputs = name, weights, num_outputs
+        self.target_layer, self.head = target_layer, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.adapter(x))
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        """Freeze (phase 1 of two-phase transfer learning) or unfreeze everything but the head."""
+        for p in self.backbone.parameters():
+            p.requires_grad = trainable
+        for p in self.head.parameters():
+            p.requires_grad = True
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _imagenet_weights(name: str):
+    """torchvision ImageNet weights enum, loaded through the torch hub cache only."""
+    import torchvision.models as tvm
+
+    enum = {"resnet18": tvm.ResNet18_Weights, "densenet121": tvm.DenseNet121_Weights}[name].IMAGENET1K_V1
+    cache = torch.hub.get_dir()
+    filename = enum.url.rsplit("/", 1)[-1]
+    import os
+
+    if not os.path.exists(os.path.join(cache, "checkpoints", filename)):
+        try:
+            enum.get_state_dict(progress=False)  # downloads into the hub cache when online
+        except Exception as err:  # offline: URLError, socket errors, ...
+            raise WeightsUnavailableError(
+                f"ImageNet weights for {name} are not in the torch hub cache ({cache}/checkpoints/{filename}) "
+                f"and could not be downloaded ({type(err).__name__}). On a machine with internet run "
+                f"`python -c \"import torchvision; torchvision.models.{name}(weights='IMAGENET1K_V1')\"` "
+                f"and copy {filename} into {cache}/checkpoints/ (or set TORCH_HOME), or use a profile with "
+                "weights='none' to train from scratch (results are then labelled 'scratch')."
+            ) from err
+    return enum
+
+
+def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_size: int = 28,
+                densenet_input: int = 64) -> Classifier:
+    """Build ``simple_cnn``, ``resnet18`` or ``densenet121`` for ``image_size`` px grayscale input.
+
+    ``weights``: ``"none"`` (random init, labelled "scratch") or ``"imagenet"`` (torchvision's
+    weights API; raises :class:`WeightsUnavailableError` with instructions when offline).
+    Below 112 px ResNet18 gets a CIFAR stem and DenseNet121 an upsampled input (module docstring).
+    """
+    import torchvision.models as tvm
+
+    if weights not in ("none", "imagenet"):
+        raise ValueError(f"weights must be 'none' or 'imagenet', got {weights!r}")
+    if name == "simple_cnn":
+        if weights != "none":
+            raise ValueError("simple_cnn has no ImageNet weights; use weights='none'")
+        net = SimpleCNN(num_outputs)
+        return Classifier(name, net, InputAdapter(1), "scratch", num_outputs, net.features[-2], net.fc)
+    enum = _imagenet_weights(name) if weights == "imagenet" else None
+    low_res = image_size < 112
+    if name == "resnet18":
+        net = tvm.resnet18(weights=enum)
+        if low_res:
+            net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        net.fc = nn.Linear(net.fc.in_features, num_outputs)
+        return Classifier(name, net, InputAdapter(3), "imagenet" if enum else "scratch", num_outputs, net.layer4, net.fc)
+    if name == "densenet121":
+        net = tvm.densenet121(weights=enum)
+        net.classifier = nn.Linear(net.classifier.in_features, num_outputs)
+        adapter = InputAdapter(3, size=densenet_input if low_res and image_size < densenet_input else None)
+        return Classifier(name, net, adapter, "imagenet" if enum else "scratch", num_outputs, net.features, net.classifier)
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

@@ -1,0 +1,309 @@
+"""Figures for the notebooks: matplotlib only, every function returns the ``Figure``.
+
+A notebook shows the figure inline and keeps a copy for the report with :func:`save_figure`::
+
+    fig = plot_class_distribution(counts, "PneumoniaMNIST")
+    save_figure(fig, profile, "01_pneumoniamnist_classes")   # figures/<profile>/01_....png
+
+Data plots: :func:`plot_class_distribution`, :func:`plot_image_grid`,
+:func:`plot_augmentations`, :func:`plot_size_histogram`.
+Model plots: :func:`plot_history`, :func:`plot_confusion_matrix`, :func:`plot_roc_pr`,
+:func:`plot_metric_bars`, :func:`plot_outcome_grid`, :func:`plot_filters`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .profiles import Profile
+from .results import _atomic_write_bytes, figures_dir
+from .transforms import Augment
+
+DPI = 150
+
+
+# --------------------------------------------------------------------------- saving
+def save_figure(fig: Figure, profile: str | Profile, name: str) -> Path:
+    """Save ``fig`` as ``figures/<profile>/<name>.png`` (dpi 150, tight box), atomically.
+
+    Returns the path written. ``name`` may end in ``.png``; it is not added twice.
+    """
+    profile_name = profile.name if isinstance(profile, Profile) else str(profile)
+    name = name[:-4] if name.endswith(".png") else name
+    path = figures_dir(profile_name) / f"{name}.png"
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    _atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+# --------------------------------------------------------------------------- helpers
+def _to_numpy(images) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    return np.asarray(images)
+
+
+def _as_image_list(images) -> list[np.ndarray]:
+    """A batch ``(N, H, W)`` / ``(N, 1, H, W)`` (numpy or torch) or a list of 2-D arrays -> list of 2-D arrays."""
+    if isinstance(images, (list, tuple)):
+        out = [_to_numpy(im) for im in images]
+    else:
+        arr = _to_numpy(images)
+        if arr.ndim == 4 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 3:
+            raise ValueError(f"images must be (N, H, W) or (N, 1, H, W), got shape {arr.shape}")
+        out = list(arr)
+    out = [im[0] if im.ndim == 3 and im.shape[0] == 1 else im for im in out]
+    for im in out:
+        if im.ndim != 2:
+            raise ValueError(f"every image must be 2-D (grayscale), got shape {im.shape}")
+    return out
+
+
+def _value_range(image: np.ndarray) -> tuple[float, float]:
+    """Display range: 0-255 for integer images, 0-1 for float images (no per-image rescaling)."""
+    return (0.0, 255.0) if np.issubdtype(image.dtype, np.integer) else (0.0, 1.0)
+
+
+def _show(ax, image: np.ndarray, cmap: str, title: str | None = None) -> None:
+    vmin, vmax = _value_range(image)
+    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest" if max(image.shape) <= 64 else "antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+# --------------------------------------------------------------------------- data plots
+def plot_class_distribution(counts: Mapping[str, Mapping[str, int]], title: str = "") -> Figure:
+    """Grouped bars: one group per dataset/split (the outer keys), one bar per class, counts on top.
+
+    ``counts`` is ``{"train": {"normal": 1214, "pneumonia": 3494}, "test": {...}}``; classes missing
+    from a group count as 0.
+    """
+    groups = list(counts)
+    classes: list[str] = []
+    for group in groups:
+        classes += [c for c in counts[group] if c not in classes]
+    x = np.arange(len(groups))
+    width = 0.8 / max(1, len(classes))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(groups) * max(1, len(classes)) ** 0.5 + 2), 3.6))
+    top = max([int(n) for group in groups for n in counts[group].values()] + [1])
+    for i, cls in enumerate(classes):
+        values = [int(counts[g].get(cls, 0)) for g in groups]
+        bars = ax.bar(x + (i - (len(classes) - 1) / 2) * width, values, width, label=cls, color=f"C{i}")
+        ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8, padding=2)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("images")
+    ax.set_ylim(0, top * 1.15)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=9, ncols=len(classes), loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, cmap: str = "gray",
+                    size: float = 1.6, suptitle: str | None = None) -> Figure:
+    """Images in a grid, one axis per image (unused grid cells are removed).
+
+    ``images``: ``(N, H, W)`` or ``(N, 1, H, W)`` uint8 (shown on 0-255) or float (shown on 0-1),
+    numpy or torch, or a list of 2-D arrays of different sizes (each keeps its aspect ratio).
+    """
+    ims = _as_image_list(images)
+    if titles is not None and len(titles) != len(ims):
+        raise ValueError(f"{len(ims)} images but {len(titles)} titles")
+    ncols = max(1, min(ncols, len(ims)))
+    nrows = max(1, math.ceil(len(ims) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if titles else 0)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < len(ims):
+            _show(ax, ims[k], cmap, titles[k] if titles is not None else None)
+        else:
+            ax.remove()
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_augmentations(images, augment_list: Mapping[str, Augment], seed: int = 0, cmap: str = "gray",
+                       size: float = 1.6) -> Figure:
+    """Rows = images, columns = the original, then each augmentation applied to the *same* images.
+
+    ``images``: ``(N, H, W)`` / ``(N, 1, H, W)``, uint8 or float in [0, 1]. Every augmentation gets
+    its own generator seeded with ``seed``, so the figure is reproducible and columns do not depend
+    on each other's random draws.
+    """
+    x = torch.as_tensor(_to_numpy(images))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"images must be (N, H, W) or (N, 1, H, W), got shape {tuple(x.shape)}")
+    x = x.float().div(255) if not torch.is_floating_point(x) else x.float()
+    columns = {"original": x}
+    for name, augment in augment_list.items():
+        columns[name] = augment(x, generator=torch.Generator().manual_seed(seed))
+    n, k = len(x), len(columns)
+    fig, axes = plt.subplots(n, k, figsize=(size * k, size * n + 0.4), squeeze=False)
+    for col, (name, batch) in enumerate(columns.items()):
+        for row in range(n):
+            _show(axes[row, col], batch[row, 0].numpy(), cmap, name if row == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def plot_size_histogram(widths, heights, title: str = "", bins: int = 30) -> Figure:
+    """Two histograms side by side, width and height in pixels, with the median marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, values, label, color in zip(axes, (widths, heights), ("width", "height"), ("C0", "C1")):
+        values = np.asarray(values, dtype=float)
+        ax.hist(values, bins=bins, color=color, alpha=0.85)
+        median = float(np.median(values))
+        ax.axvline(median, color="k", lw=1, ls="--")
+        ax.text(median, 0.97, f" median {median:.0f}", fontsize=8, va="top", transform=ax.get_xaxis_transform())
+        ax.set_xlabel(f"{label} (px)")
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].set_ylabel("images")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- model evaluation plots
+def plot_history(histories: dict, title: str = "Training curves"):
+    """Loss (train and validation) and validation accuracy per epoch, one colour per run.
+
+    ``histories`` maps a label to a history DataFrame (columns epoch, phase, train_loss, val_loss,
+    val_accuracy). A dotted vertical line marks the end of the head-only phase when there is one.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, h) in enumerate(histories.items()):
+        c = colors[i % len(colors)]
+        ax_loss.plot(h["epoch"], h["train_loss"], color=c, ls="--", alpha=0.8)
+        ax_loss.plot(h["epoch"], h["val_loss"], color=c, label=label)
+        ax_acc.plot(h["epoch"], h["val_accuracy"], color=c, label=label)
+        head = h.loc[h["phase"] == "head", "epoch"]
+        if len(head):
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(head.max() + 0.5, color=c, ls=":", alpha=0.7)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train, solid: validation)")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    ax_acc.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(cm, classes, normalize: bool = False, title: str = "Confusion matrix", ax=None):
+    """Counts (or row-normalised rates) with the numbers written in each cell; rows = true class."""
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(3.2 + 0.6 * len(classes), 2.8 + 0.5 * len(classes)))
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            text = f"{shown[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=11,
+                    color="white" if shown[i, j] > (0.5 if normalize else shown.max() / 2) else "black")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_pr(y_true, y_prob, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9), named: dict | None = None, title: str = ""):
+    """ROC and precision-recall curves with operating points marked at several thresholds.
+
+    ``named`` adds labelled points, e.g. ``{"screening (val)": 0.12, "max F1 (val)": 0.41}``.
+    """
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    fpr, tpr, _ = roc_curve(y_true, y_prob)
+    prec, rec, _ = precision_recall_curve(y_true, y_prob)
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    ax_roc.plot(fpr, tpr, color="k", label=f"AUROC {auc(fpr, tpr):.3f}")
+    ax_roc.plot([0, 1], [0, 1], color="grey", ls=":")
+    ax_pr.plot(rec, prec, color="k", label=f"AP {average_precision_score(y_true, y_prob):.3f}")
+    ax_pr.axhline(y_true.mean(), color="grey", ls=":", label=f"prevalence {y_true.mean():.2f}")
+    points = {f"t={t:g}": t for t in thresholds} | (named or {})
+    for i, (name, t) in enumerate(points.items()):
+        pred = y_prob >= t
+        tp, fp = np.sum(pred & (y_true == 1)), np.sum(pred & (y_true == 0))
+        r, f = tp / max((y_true == 1).sum(), 1), fp / max((y_true == 0).sum(), 1)
+        p = tp / max(tp + fp, 1)
+        marker = "o" if name.startswith("t=") else "*"
+        size = 40 if marker == "o" else 160
+        sc = ax_roc.scatter(f, r, s=size, marker=marker, zorder=3, label=f"{name}" + (f" (t={t:.2f})" if marker == "*" else ""))
+        ax_pr.scatter(r, p, s=size, marker=marker, zorder=3, color=sc.get_facecolor())
+    ax_roc.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (recall)", title="ROC")
+    ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    ax_roc.legend(fontsize=7, loc="lower right")
+    ax_pr.legend(fontsize=7, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_bars(table_rows: dict, keys=("accuracy", "precision", "recall", "specificity", "f1", "auroc"), title: str = ""):
+    """Grouped bars (mean ± std over seeds): ``table_rows[model][metric] = {"mean", "std"}``."""
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / max(len(table_rows), 1)
+    x = np.arange(len(keys))
+    for i, (model, summ) in enumerate(table_rows.items()):
+        means = [summ[k]["mean"] for k in keys]
+        stds = [summ[k]["std"] for k in keys]
+        ax.bar(x + i * width, means, width, yerr=stds, capsize=3, label=model)
+    ax.set_xticks(x + width * (len(table_rows) - 1) / 2, keys)
+    ax.set(ylim=(0, 1.05), ylabel="test score (mean ± std over seeds)", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_outcome_grid(images, groups: dict, probs, per_row: int = 6, title: str = ""):
+    """One row per outcome (e.g. TP/TN/FP/FN) showing ``per_row`` images with their P(pneumonia)."""
+    rows = [(name, idx[:per_row]) for name, idx in groups.items()]
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(1.6 * per_row, 1.8 * len(rows)), squeeze=False)
+    for r, (name, idx) in enumerate(rows):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(idx):
+                ax.imshow(np.asarray(images[idx[c]]), cmap="gray")
+                ax.set_title(f"p={probs[idx[c]]:.2f}", fontsize=8)
+        axes[r, 0].text(-0.15, 0.5, f"{name}\n(n={len(groups[name])})", transform=axes[r, 0].transAxes,
+                        ha="right", va="center", fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(weight, title: str = "First-layer filters"):
+    """Show convolution kernels ``(out, in, k, k)`` (first input channel) as small images."""
+    w = np.asarray(weight.detach().cpu() if hasattr(weight, "detach") else weight)[:, 0]
+    n = len(w)
+    ncols = min(16, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.6, nrows * 0.6 + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(w[i], cmap="RdBu_r", vmin=-np.abs(w[i]).max(), vmax=np.abs(w[i]).max())
+    fig.suptitle(title)
+    return fig

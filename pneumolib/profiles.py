@@ -1,0 +1,97 @@
+"""Run profiles (``smoke``, ``cpu``, ``gpu``) defined in one place.
+
+A profile fixes every knob that changes how long a run takes: image sizes, subset sizes,
+epochs, seeds, which weights to use. Notebooks receive only the profile *name* as a papermill
+parameter and look the rest up here, so a result file can always be traced back to the exact
+settings through :func:`profile_hash`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings of one run profile. Change them here, never in a notebook."""
+
+    name: str
+    description: str
+    # PneumoniaMNIST (binary task, notebooks 01-04, 07-08)
+    mnist_size: int = 28
+    mnist_subset: int | None = None  # images per split (stratified); None = all
+    # Kermany chest_xray folder (three-class task, notebooks 01, 05-06)
+    kermany_size: int = 64
+    kermany_subset: int | None = None  # images per split (stratified); None = all
+    # training protocol (the seeds' protocol: Adam 1e-4, plateau 0.5/3, batch 32, patience 5, 30 epochs)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    batch_size: int = 32
+    lr: float = 1e-4
+    max_epochs: int = 30
+    patience: int = 5
+    loss: str = "bce"  # binary loss: "bce", "weighted_bce" (inverse class frequency) or "focal"
+    head_epochs: int = 5  # phase 1 of two-phase transfer learning (only with pretrained weights)
+    # per-model overrides of max_epochs (e.g. DenseNet121 is 4x slower than ResNet18 on CPU)
+    epochs_by_model: dict[str, int] = field(default_factory=dict)
+    weights: str = "none"  # "none" (train from scratch) or "imagenet"
+    bf16: bool = False  # bfloat16 autocast on CPU (see scripts/benchmark.py)
+
+    def epochs_for(self, model_name: str) -> int:
+        return self.epochs_by_model.get(model_name, self.max_epochs)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="Tiny stratified subsets, one seed, one epoch: checks that every cell runs (nbval, CI).",
+        mnist_subset=96,
+        kermany_size=32,
+        kermany_subset=48,
+        seeds=(0,),
+        max_epochs=1,
+        patience=1,
+        head_epochs=0,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="Full PneumoniaMNIST at 28 px and Kermany at 64 px, 3 seeds, from scratch: a laptop CPU.",
+        kermany_size=64,
+        seeds=(0, 1, 2),
+        max_epochs=30,
+        epochs_by_model={"densenet121": 12},
+        bf16=False,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="Kermany at 224 px with ImageNet weights, the deck's setting: needs a GPU.",
+        kermany_size=224,
+        weights="imagenet",
+    ),
+}
+
+DEFAULT_PROFILE = "smoke"
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """Return the profile called ``name`` (a :class:`Profile` passes through unchanged)."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown profile {name!r}. Choose one of {sorted(PROFILES)} "
+            "(defined in pneumolib/profiles.py)."
+        ) from None
+
+
+def profile_hash(profile: str | Profile) -> str:
+    """Short, stable hash of a profile's settings; stored with every result it produced."""
+    payload = json.dumps(get_profile(profile).to_dict(), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -1,0 +1,353 @@
+"""Execute the numbered notebooks with papermill, in order, under one run profile.
+
+Usage (from the project root, or anywhere with ``PNEUMOLAB_ROOT`` set)::
+
+    python -m pneumolib.run                          # every notebook, profile "smoke"
+    python -m pneumolib.run --profile cpu --only 03 04
+    python -m pneumolib.run --profile cpu --from 05  # 05, 06, ... to the end
+    python -m pneumolib.run --list                   # what would run, then exit
+
+Each ``notebooks/NN_*.ipynb`` is executed with the parameter ``profile`` injected into its
+``parameters`` cell, in ``notebooks/`` as working directory, and the executed copy (outputs
+included, also when it fails) goes to ``build/executed/<profile>/``. The committed notebooks are
+never modified.
+
+Notebooks that need the Kermany folder (:data:`KERMANY_NOTEBOOKS`) are skipped, with the reason
+printed and recorded, when :func:`pneumolib.data.kermany_available` is false.
+
+The first failing notebook stops the run (exit status 1) with its name, the failing cell and the
+error. Status and wall time of every notebook, the git commit, the profile hash and the machine go
+to ``results/<profile>/run_metadata.json``; entries of notebooks that were not run this time are
+kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .profiles import DEFAULT_PROFILE, PROFILES, profile_hash
+from .results import build_dir, project_root, read_json, results_dir, update_json
+
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+#: Number prefixes of the notebooks that cannot run without the Kermany ``chest_xray`` folder.
+#: (Notebook 01 uses Kermany for one section only and handles its absence itself.)
+KERMANY_NOTEBOOKS = ("05", "06")
+METADATA_FILE = "run_metadata.json"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: Path
+
+    @property
+    def name(self) -> str:  # "03_baseline_cnn"
+        return self.path.stem
+
+    @property
+    def number(self) -> str:  # "03"
+        return self.path.name[:2]
+
+    @property
+    def needs_kermany(self) -> bool:
+        return self.number in KERMANY_NOTEBOOKS
+
+
+# --------------------------------------------------------------------------- discovery
+def notebooks_dir(root: Path | None = None) -> Path:
+    return (root or project_root()) / "notebooks"
+
+
+def discover_notebooks(root: Path | None = None) -> list[Notebook]:
+    """All ``notebooks/NN_*.ipynb`` under the project root, sorted by name."""
+    return [Notebook(p) for p in sorted(notebooks_dir(root).glob(NOTEBOOK_GLOB)) if p.is_file()]
+
+
+def _number(text: str) -> str:
+    """``"3"``, ``"03"``, ``"03_baseline"`` or ``"03_baseline.ipynb"`` -> ``"03"``."""
+    m = re.match(r"^(\d{1,2})(?:_|\.|$)", Path(text).name)
+    if not m:
+        raise ValueError(f"{text!r} is not a notebook number (expected e.g. 03)")
+    return m.group(1).zfill(2)
+
+
+def select_notebooks(notebooks: list[Notebook], only: list[str] | None = None,
+                     start: str | None = None) -> list[Notebook]:
+    """Keep the notebooks whose number is in ``only`` (all if empty) and is at least ``start``."""
+    chosen = list(notebooks)
+    if only:
+        wanted = {_number(o) for o in only}
+        missing = wanted - {nb.number for nb in notebooks}
+        if missing:
+            raise ValueError(
+                f"no notebook numbered {', '.join(sorted(missing))} in {notebooks_dir()} "
+                f"(have: {', '.join(nb.number for nb in notebooks) or 'none'})"
+            )
+        chosen = [nb for nb in chosen if nb.number in wanted]
+    if start is not None:
+        first = _number(start)
+        chosen = [nb for nb in chosen if nb.number >= first]
+    return chosen
+
+
+def skip_reason(nb: Notebook) -> str | None:
+    """Why ``nb`` cannot run on this machine, or None if it can."""
+    if nb.needs_kermany:
+        from .data import DATA_ENV, data_root, kermany_available
+
+        if not kermany_available():
+            where = data_root(must_exist=False) / "kermany" / "chest_xray"
+            source = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
+            return (f"needs the Kermany chest_xray folder, not found at {where} ({source}); "
+                    "see pneumolib/data.py for where to get it")
+    return None
+
+
+# --------------------------------------------------------------------------- provenance
+def git_info(root: Path | None = None) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
+    root = root or project_root()
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def total_memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) * 1024 / 2**30, 1)
+    except OSError:
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine_info() -> dict:
+    info = {
+        "cpu_count": os.cpu_count(),
+        "memory_gib": total_memory_gib(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": None,
+        "cuda_device": None,
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["cuda_device"] = torch.cuda.get_device_name(0)
+    except Exception:  # torch missing or broken: metadata must not stop a run
+        pass
+    return info
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- failure report
+def _source_cell_index(executed: Path, cell_index: int) -> int | None:
+    """Index of the failing cell in the *committed* notebook (papermill inserts one cell)."""
+    try:
+        import nbformat
+
+        cells = nbformat.read(executed, as_version=4).cells
+        injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    except Exception:
+        return None
+    return cell_index - 1 if injected and cell_index > injected[0] else cell_index
+
+
+def describe_failure(nb: Notebook, err: BaseException, executed: Path, max_lines: int = 15) -> str:
+    """Multi-line message naming the notebook, the failing cell, its source and the error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    lines = [f"FAILED: {nb.path.name}"]
+    if isinstance(err, PapermillExecutionError):
+        src_index = _source_cell_index(executed, err.cell_index)
+        where = f"cell index {err.cell_index} of the executed notebook, In [{err.exec_count}]"
+        if src_index is not None:
+            where = f"cell {src_index} of {nb.path.name} ({where})"
+        lines.append(f"  failing cell: {where}")
+        source = (err.source or "").splitlines()
+        for line in source[:max_lines]:
+            lines.append(f"    | {line}")
+        if len(source) > max_lines:
+            lines.append(f"    | ... ({len(source) - max_lines} more lines)")
+        lines.append(f"  error: {err.ename}: {err.evalue}")
+    else:
+        lines.append(f"  error: {type(err).__name__}: {err}")
+    if executed.exists():
+        lines.append(f"  executed copy with the full traceback: {executed}")
+    return "\n".join(lines)
+
+
+def _error_summary(err: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        return f"cell {err.cell_index} (In [{err.exec_count}]): {err.ename}: {err.evalue}"
+    return f"{type(err).__name__}: {err}"
+
+
+# --------------------------------------------------------------------------- running
+def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
+    """Merge one notebook's entry into the ``notebooks`` table of the metadata file."""
+    table = {}
+    if meta_path.exists():
+        try:
+            table = dict(read_json(meta_path).get("notebooks") or {})
+        except (ValueError, OSError):  # unreadable file: start the table afresh
+            table = {}
+    table[nb.name] = entry
+    update_json(meta_path, "notebooks", dict(sorted(table.items())))
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pneumolib.run",
+        description="Execute notebooks/NN_*.ipynb with papermill under a run profile "
+                    "(executed copies go to build/executed/<profile>/).",
+    )
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help=f"run profile from pneumolib/profiles.py (default: {DEFAULT_PROFILE})")
+    p.add_argument("--only", nargs="*", default=[], metavar="NN",
+                   help="run only these notebook numbers, e.g. --only 03 04")
+    p.add_argument("--from", dest="start", metavar="NN", default=None,
+                   help="start at this notebook number, e.g. --from 05")
+    p.add_argument("--list", action="store_true", help="list the notebooks that would run, then exit")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    p.add_argument("--cell-progress", action="store_true",
+                   help="also show papermill's per-cell progress bar inside each notebook")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    root = project_root()
+    found = discover_notebooks(root)
+    if not found:
+        print(f"No notebooks matching notebooks/{NOTEBOOK_GLOB} under {root}.", file=sys.stderr)
+        return 1
+    try:
+        selected = select_notebooks(found, args.only, args.start)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not selected:
+        print("No notebook selected (check --only / --from).", file=sys.stderr)
+        return 2
+
+    if args.list:
+        chosen = {nb.path for nb in selected}
+        for nb in found:
+            mark = "*" if nb.path in chosen else " "
+            note = "  [needs Kermany]" if nb.needs_kermany else ""
+            print(f"{mark} {nb.path.name}{note}")
+        print(f"({len(selected)} of {len(found)} selected, profile {args.profile})")
+        return 0
+
+    import papermill
+    from tqdm.auto import tqdm
+
+    profile = args.profile
+    out_dir = build_dir("executed", profile)
+    meta_path = results_dir(profile) / METADATA_FILE
+    git = git_info(root)
+    p_hash = profile_hash(profile)
+    run_date = utc_now()
+    for key, value in (("profile", profile), ("profile_hash", p_hash), ("git", git),
+                       ("date", run_date), ("machine", machine_info())):
+        update_json(meta_path, key, value)
+
+    print(f"PneumoLab run: profile {profile} ({p_hash}), {len(selected)} notebook(s), "
+          f"commit {git['commit'] or 'unknown'}{' (dirty)' if git['dirty'] else ''}", flush=True)
+    t_run = time.perf_counter()
+    skipped: list[tuple[Notebook, str]] = []
+    ran: list[Notebook] = []
+    exit_code = 0
+    bar = tqdm(selected, desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
+    for nb in bar:
+        bar.set_postfix_str(nb.name)
+        executed = out_dir / nb.path.name
+        entry = {"status": None, "wall_s": 0.0, "reason": None, "date": utc_now(),
+                 "git_commit": git["commit"], "profile_hash": p_hash, "output": str(executed)}
+        reason = skip_reason(nb)
+        if reason:
+            tqdm.write(f"SKIP  {nb.path.name}: {reason}")
+            skipped.append((nb, reason))
+            _record(meta_path, nb, {**entry, "status": "skipped", "reason": reason, "output": None})
+            continue
+        tqdm.write(f"START {nb.path.name}")
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb.path), str(executed),
+                parameters={"profile": profile},
+                cwd=str(nb.path.parent),
+                kernel_name=args.kernel,
+                language="python",  # `make strip` removes kernelspec/language_info metadata
+                progress_bar=args.cell_progress,
+            )
+        except KeyboardInterrupt:
+            wall = time.perf_counter() - t0
+            _record(meta_path, nb, {**entry, "status": "failed", "wall_s": round(wall, 2), "reason": "interrupted"})
+            bar.close()
+            print(f"\nINTERRUPTED: {nb.path.name} after {_fmt_s(wall)}", file=sys.stderr)
+            exit_code = 130
+            break
+        except Exception as err:  # PapermillExecutionError, dead kernel, missing kernel, ...
+            wall = time.perf_counter() - t0
+            _record(meta_path, nb, {**entry, "status": "failed", "wall_s": round(wall, 2),
+                                    "reason": _error_summary(err)})
+            bar.close()
+            print(f"\n{describe_failure(nb, err, executed)}\n  after {_fmt_s(wall)}; "
+                  "stopping (later notebooks were not run).", file=sys.stderr, flush=True)
+            exit_code = 1
+            break
+        wall = time.perf_counter() - t0
+        ran.append(nb)
+        _record(meta_path, nb, {**entry, "status": "ok", "wall_s": round(wall, 2)})
+        tqdm.write(f"DONE  {nb.path.name} in {_fmt_s(wall)}")
+    bar.close()
+
+    total = time.perf_counter() - t_run
+    update_json(meta_path, "total_wall_s", round(total, 2))
+    print(f"\n{len(ran)} ok, {len(skipped)} skipped"
+          f"{', 1 failed' if exit_code else ''} in {_fmt_s(total)}; metadata: {meta_path}")
+    for nb, reason in skipped:
+        print(f"  skipped {nb.path.name}: {reason}")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Benchmark: training throughput, inference latency and peak memory on this machine.
+
+For every (model, input size, precision) it measures, each in a fresh subprocess so that peak
+memory is its own:
+
+* ``step img/s``   pure forward + backward + Adam step on one in-memory batch (the ceiling),
+* ``loop img/s``   the real training loop (uint8 -> float, augmentation, step) over a few batches:
+                   if it is far below ``step img/s``, data handling is the bottleneck,
+* ``ms/img``       inference, batch 32,
+* ``peak MiB``     peak resident memory of the process.
+
+It also copies the notebooks' wall times from ``results/<profile>/run_metadata.json`` (written
+by ``python -m pneumolib.run``). Output: ``benchmarks/benchmark.json`` and
+``benchmarks/BENCHMARK.md``. Usage::
+
+    python scripts/benchmark.py                 # default grid
+    python scripts/benchmark.py --quick         # fewer steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GRID = [  # (model, input px, note)
+    ("simple_cnn", 28, "PneumoniaMNIST"),
+    ("resnet18", 28, "PneumoniaMNIST, CIFAR stem"),
+    ("densenet121", 28, "PneumoniaMNIST, upsampled to 64"),
+    ("simple_cnn", 64, "Kermany cpu"),
+    ("resnet18", 64, "Kermany cpu, CIFAR stem"),
+    ("densenet121", 64, "Kermany cpu"),
+    ("resnet18", 224, "Kermany gpu profile"),
+]
+MODES = {"fp32": dict(bf16=False, channels_last=False), "bf16": dict(bf16=True, channels_last=False),
+         "bf16+channels_last": dict(bf16=True, channels_last=True)}
+
+
+def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
+    import torch
+
+    from pneumolib.data import ImageSet
+    from pneumolib.models import build_model
+    from pneumolib.train import TrainConfig, iterate_batches, make_loss
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    opts = MODES[mode]
+    model = build_model(model_name, image_size=size)
+    if opts["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    n = 32 * (steps + 2)
+    data = ImageSet(torch.randint(0, 255, (n, size, size), dtype=torch.uint8), torch.randint(0, 2, (n,)))
+    loss_fn = make_loss("bce", data.labels, 1)
+    cfg = TrainConfig(**opts)
+
+    def step(x, y):
+        if opts["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["bf16"]):
+            logits = model(x).float()
+        loss = loss_fn(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    x0, y0 = next(iterate_batches(data, 32))
+    for _ in range(2):
+        step(x0, y0)  # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(x0, y0)
+    step_ips = 32 * steps / (time.perf_counter() - t)
+    gen = torch.Generator().manual_seed(0)
+    t, seen = time.perf_counter(), 0
+    for i, (x, y) in enumerate(iterate_batches(data, 32, shuffle=True, generator=gen)):
+        if i == steps:
+            break
+        step(cfg.augment(x, gen), y)
+        seen += len(y)
+    loop_ips = seen / (time.perf_counter() - t)
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["bf16"]):
+        model(x0)
+        t = time.perf_counter()
+        for _ in range(steps):
+            model(x0)
+    ms = 1000 * (time.perf_counter() - t) / (32 * steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(model=model_name, size=size, mode=mode, step_img_s=round(step_ips, 1), loop_img_s=round(loop_ips, 1),
+                loop_vs_step=round(loop_ips / step_ips, 3), ms_per_img=round(ms, 3), peak_mib=round(peak))
+
+
+def machine() -> dict:
+    mem = None
+    try:
+        with open("/proc/meminfo") as fh:
+            mem = round(int(fh.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    flags = ""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        pass
+    import torch
+
+    return dict(cores=os.cpu_count(), memory_gib=mem, platform=platform.platform(), python=platform.python_version(),
+                torch=torch.__version__, avx512_bf16="avx512_bf16" in flags, amx="amx_bf16" in flags)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps per measurement")
+    ap.add_argument("--only", nargs="*", help="model names to measure")
+    ap.add_argument("--out", default="benchmarks", help="output folder (relative to the project root)")
+    ap.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._one:  # child process: one measurement, JSON on stdout
+        name, size, mode, steps = args._one
+        print(json.dumps(measure(name, int(size), mode, int(steps))))
+        return 0
+    from pneumolib.results import project_root, write_json, write_text
+
+    rows = []
+    for name, size, note in GRID:
+        if args.only and name not in args.only:
+            continue
+        steps = max(2, (3 if args.quick else 8) if size < 224 else 2)
+        for mode in MODES:
+            out = subprocess.run([sys.executable, __file__, "--_one", name, str(size), mode, str(steps)],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1]) | {"note": note}
+            print(f"{name:12s} {size:4d}px {mode:19s} step {row['step_img_s']:8.1f} img/s  loop {row['loop_img_s']:8.1f} "
+                  f"img/s  {row['ms_per_img']:7.2f} ms/img  {row['peak_mib']:6d} MiB", flush=True)
+            rows.append(row)
+    root = project_root()
+    walls = {}
+    for prof in ("smoke", "cpu"):
+        meta = root / "results" / prof / "run_metadata.json"
+        if meta.exists():
+            nbs = json.loads(meta.read_text()).get("notebooks", {})
+            walls[prof] = {k: v.get("wall_s") for k, v in nbs.items()}
+    result = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), rows=rows,
+                  notebook_wall_s=walls)
+    out_dir = root / args.out
+    write_json(out_dir / "benchmark.json", result)
+    lines = ["# Benchmark (generated by scripts/benchmark.py; do not edit)", "",
+             f"Machine: {result['machine']}  ", f"Date: {result['date']}", "",
+             "| model | input | mode | step img/s | loop img/s | loop/step | ms/img | peak MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['size']} px ({r['note']}) | {r['mode']} | {r['step_img_s']} | {r['loop_img_s']} | "
+              f"{r['loop_vs_step']} | {r['ms_per_img']} | {r['peak_mib']} |" for r in rows]
+    for prof, nbs in walls.items():
+        lines += ["", f"Notebook wall time, profile `{prof}` (from results/{prof}/run_metadata.json):", "",
+                  "| notebook | wall s |", "|---|---|"] + [f"| {k} | {v} |" for k, v in nbs.items()]
+    write_text(out_dir / "BENCHMARK.md", "\n".join(lines) + "\n")
+    print(f"wrote {out_dir / 'BENCHMARK.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

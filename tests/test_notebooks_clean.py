@@ -1,0 +1,71 @@
+"""Committed notebooks are clean (no outputs, no counts, one smoke ``parameters`` cell, no
+``sys.path`` hacks): the checks live in ``scripts/check_notebooks_clean.py``; fix with ``make strip``."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_notebooks_clean", ROOT / "scripts" / "check_notebooks_clean.py")
+checker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(checker)
+
+NOTEBOOKS = checker.notebook_paths(ROOT)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks in {ROOT / 'notebooks'}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_clean(path):
+    problems = checker.check_notebook(path)
+    assert not problems, f"{path.name} is not clean (run `make strip`):\n  " + "\n  ".join(problems)
+
+
+# ---------------------------------------------------------------- the checker itself
+def _write(tmp_path, cells, name="nb.ipynb"):
+    nb = nbformat.v4.new_notebook(cells=cells)
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def _params(source='profile = "smoke"'):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def test_checker_accepts_a_clean_notebook(tmp_path):
+    path = _write(tmp_path, [nbformat.v4.new_markdown_cell("# Title"),
+                             _params('profile = "smoke"  # smoke | cpu | gpu\nseed = 0'),
+                             nbformat.v4.new_code_cell("%matplotlib inline\nimport sys\nprint(sys.path)")])
+    assert checker.check_notebook(path) == []
+    assert checker.main([str(path)]) == 0
+
+
+def test_checker_flags_each_problem(tmp_path):
+    ran = nbformat.v4.new_code_cell("x = 1\nx", execution_count=3,
+                                    outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=3)])
+    hack = nbformat.v4.new_code_cell("import sys\nsys.path.insert(0, '..')")
+    path = _write(tmp_path, [_params('profile = "cpu"'), _params(), ran, hack])
+    text = "\n".join(checker.check_notebook(path))
+    assert "cell 2: has 1 output(s)" in text
+    assert "cell 2: execution count 3" in text
+    assert "cell 3: changes sys.path" in text
+    assert "2 cells tagged 'parameters'" in text
+    assert checker.main([str(path)]) == 1
+
+    no_params = _write(tmp_path, [nbformat.v4.new_code_cell('profile = "smoke"')], "b.ipynb")
+    assert any("0 cells tagged 'parameters'" in p for p in checker.check_notebook(no_params))
+    wrong = _write(tmp_path, [_params('profile = "gpu"')], "c.ipynb")
+    assert any('does not assign profile = "smoke"' in p for p in checker.check_notebook(wrong))
+    for source in ("sys.path.append('../')", "sys.path = ['..'] + sys.path", "sys.path[:0] = ['..']",
+                   "site.addsitedir('..')"):
+        path = _write(tmp_path, [_params(), nbformat.v4.new_code_cell(source)], "d.ipynb")
+        assert any("sys.path" in p for p in checker.check_notebook(path)), source

@@ -1,0 +1,110 @@
+"""Tests for pneumolib.plots: each plot returns a Figure with the expected axes; save_figure writes a PNG."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from pneumolib.plots import (  # noqa: E402
+    plot_augmentations,
+    plot_class_distribution,
+    plot_image_grid,
+    plot_size_histogram,
+    save_figure,
+)
+from pneumolib.profiles import get_profile  # noqa: E402
+from pneumolib.transforms import Augment  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_root(tmp_path, monkeypatch):
+    """Everything a test writes goes under tmp_path, never into the repository."""
+    monkeypatch.setenv("PNEUMOLAB_ROOT", str(tmp_path))
+    yield tmp_path
+    plt.close("all")
+
+
+@pytest.fixture
+def uint8_images():
+    return np.random.default_rng(0).integers(0, 256, size=(5, 12, 12), dtype=np.uint8)
+
+
+def test_class_distribution_one_axis_bar_per_class_and_group():
+    counts = {"train": {"normal": 3, "pneumonia": 7}, "test": {"normal": 2, "pneumonia": 4, "virus": 1}}
+    fig = plot_class_distribution(counts, "tiny")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * 3  # 2 groups x 3 classes (a missing class is a zero bar)
+    labels = [t.get_text() for t in ax.texts]
+    assert "7" in labels and "0" in labels
+    assert ax.get_title() == "tiny"
+
+
+@pytest.mark.parametrize("n, ncols", [(5, 3), (4, 8), (1, 1)])
+def test_image_grid_one_axis_per_image(uint8_images, n, ncols):
+    fig = plot_image_grid(uint8_images[:n], titles=[f"im {i}" for i in range(n)], ncols=ncols)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == n
+    assert fig.axes[0].get_title() == "im 0"
+
+
+def test_image_grid_accepts_float_torch_channel_dim_and_ragged_lists():
+    fig = plot_image_grid(torch.rand(3, 1, 10, 10))
+    assert len(fig.axes) == 3
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)  # floats shown on 0-1, not rescaled
+    fig = plot_image_grid([np.zeros((10, 14), np.uint8), np.full((8, 8), 255, np.uint8)], ncols=2)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].images[0].get_clim() == (0.0, 255.0)
+
+
+def test_image_grid_rejects_mismatched_titles(uint8_images):
+    with pytest.raises(ValueError, match="titles"):
+        plot_image_grid(uint8_images, titles=["only one"])
+
+
+def test_augmentations_grid_and_same_images_in_every_column(uint8_images):
+    augments = {"flip": Augment(hflip=1.0, rotation=0.0), "rotate": Augment(hflip=0.0, rotation=10.0)}
+    fig = plot_augmentations(uint8_images[:4], augments, seed=0)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 4 * (1 + len(augments))
+    first_row = fig.axes[: 1 + len(augments)]
+    assert [ax.get_title() for ax in first_row] == ["original", "flip", "rotate"]
+    # the "flip" column shows the very same images mirrored (fig.axes is row-major)
+    original = fig.axes[0].images[0].get_array()
+    flipped = fig.axes[1].images[0].get_array()
+    np.testing.assert_allclose(original, uint8_images[0] / 255, atol=1e-6)
+    np.testing.assert_allclose(flipped, original[:, ::-1], atol=1e-5)
+
+
+def test_augmentations_is_reproducible_for_a_seed(uint8_images):
+    augments = {"default": Augment()}
+    a = plot_augmentations(uint8_images[:2], augments, seed=3).axes[-1].images[0].get_array()
+    b = plot_augmentations(uint8_images[:2], augments, seed=3).axes[-1].images[0].get_array()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_size_histogram_two_axes():
+    fig = plot_size_histogram([400, 500, 600, 800], [300, 350, 350, 900], title="sizes")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_xlabel().startswith("width")
+    assert fig.axes[1].get_xlabel().startswith("height")
+
+
+@pytest.mark.parametrize("profile", ["smoke", get_profile("cpu")])
+def test_save_figure_writes_png_under_figures_profile(isolated_root, profile):
+    fig = plot_size_histogram([1, 2, 3], [4, 5, 6])
+    path = save_figure(fig, profile, "01_test_figure")
+    name = getattr(profile, "name", profile)
+    assert path == isolated_root / "figures" / name / "01_test_figure.png"
+    data = path.read_bytes()
+    assert len(data) > 1000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save_figure(fig, profile, "01_test_figure.png") == path  # ".png" is not doubled
+    assert not list(path.parent.glob(".*.tmp"))  # atomic write leaves no temporary file
