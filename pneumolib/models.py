@@ -52,16 +52,26 @@ class SimpleCNN(nn.Module):
 class Classifier(nn.Module):
     """``InputAdapter`` followed by a backbone; remembers what it is for results and Grad-CAM.
 
-    Attributes: ``name``, ``weights`` ("imagenet" or "scratch"), ``num_outputs`` and
-    ``target_layer`` (the last convolutional block, used by Grad-CAM).
+    Attributes: ``name``, ``weights`` ("imagenet" or "scratch"), ``num_outputs``, and the
+    properties ``target_layer`` (the last convolutional block, used by Grad-CAM) and ``head``
+    (the new classifier layer). Both are looked up by name, so the state dict holds every
+    parameter exactly once (``adapter.*`` and ``backbone.*``).
     """
 
     def __init__(self, name: str, backbone: nn.Module, adapter: InputAdapter, weights: str, num_outputs: int,
-                 target_layer: nn.Module, head: nn.Module) -> None:
+                 target_layer: str, head: str) -> None:
         super().__init__()
         self.adapter, self.backbone = adapter, backbone
         self.name, self.weights, self.num_outputs = name, weights, num_outputs
-        self.target_layer, self.head = target_layer, head
+        self.target_layer_name, self.head_name = f"backbone.{target_layer}", f"backbone.{head}"
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return self.get_submodule(self.target_layer_name)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.get_submodule(self.head_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.adapter(x))
@@ -117,7 +127,7 @@ def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_si
         if weights != "none":
             raise ValueError("simple_cnn has no ImageNet weights; use weights='none'")
         net = SimpleCNN(num_outputs)
-        return Classifier(name, net, InputAdapter(1), "scratch", num_outputs, net.features[-2], net.fc)
+        return Classifier(name, net, InputAdapter(1), "scratch", num_outputs, f"features.{len(net.features) - 2}", "fc")
     enum = _imagenet_weights(name) if weights == "imagenet" else None
     low_res = image_size < 112
     if name == "resnet18":
@@ -126,10 +136,10 @@ def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_si
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
             net.maxpool = nn.Identity()
         net.fc = nn.Linear(net.fc.in_features, num_outputs)
-        return Classifier(name, net, InputAdapter(3), "imagenet" if enum else "scratch", num_outputs, net.layer4, net.fc)
+        return Classifier(name, net, InputAdapter(3), "imagenet" if enum else "scratch", num_outputs, "layer4", "fc")
     if name == "densenet121":
         net = tvm.densenet121(weights=enum)
         net.classifier = nn.Linear(net.classifier.in_features, num_outputs)
         adapter = InputAdapter(3, size=densenet_input if low_res and image_size < densenet_input else None)
-        return Classifier(name, net, adapter, "imagenet" if enum else "scratch", num_outputs, net.features, net.classifier)
+        return Classifier(name, net, adapter, "imagenet" if enum else "scratch", num_outputs, "features", "classifier")
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

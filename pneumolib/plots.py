@@ -307,3 +307,238 @@ def plot_filters(weight, title: str = "First-layer filters"):
             ax.imshow(w[i], cmap="RdBu_r", vmin=-np.abs(w[i]).max(), vmax=np.abs(w[i]).max())
     fig.suptitle(title)
     return fig
+
+
+# --------------------------------------------------------------------------- calibration plots
+def plot_reliability(tables: Mapping, title: str = "", ncols: int = 3) -> Figure:
+    """Reliability diagrams, one panel per label, with the number of images in every bin.
+
+    ``tables`` maps a label to a ``calibration.reliability_table`` DataFrame (columns
+    ``bin_lower, bin_upper, count, confidence, accuracy``). Top of each panel: the accuracy of each
+    confidence bin as a bar, the diagonal (perfect calibration) and the gap to each bin's mean
+    confidence in red; the ECE of the same bins is written in the corner. Bottom: how many images
+    fall in each bin (empty bins show nothing). Binary confidences are ``max(p, 1 - p) >= 0.5``;
+    when every panel's bins lie above 0.5 the x axis starts at 0.5.
+    """
+    import textwrap
+
+    if not tables:
+        raise ValueError("plot_reliability needs at least one reliability table")
+    required = {"bin_lower", "bin_upper", "count", "confidence", "accuracy"}
+    for label, table in tables.items():
+        missing = required - set(table.columns)
+        if missing:
+            raise ValueError(f"table {label!r} lacks columns {sorted(missing)}: pass calibration.reliability_table(...)")
+    filled_lows = [float(t.loc[t["count"] > 0, "bin_lower"].min()) for t in tables.values() if (t["count"] > 0).any()]
+    x_lo = 0.5 if filled_lows and min(filled_lows) >= 0.5 - 1e-9 else 0.0
+    n = len(tables)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    height = 4.3 * nrows
+    fig = plt.figure(figsize=(3.6 * ncols, height))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.5, wspace=0.3, top=1 - 0.75 / height, bottom=0.45 / height)
+    for k, (label, table) in enumerate(tables.items()):
+        r, c = divmod(k, ncols)
+        inner = outer[r, c].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
+        ax = fig.add_subplot(inner[0])
+        ax_n = fig.add_subplot(inner[1], sharex=ax)
+        counts = table["count"].to_numpy()
+        filled = counts > 0
+        lower, upper = table["bin_lower"].to_numpy(), table["bin_upper"].to_numpy()
+        centres, width = (lower + upper) / 2, upper - lower
+        acc, conf = table["accuracy"].to_numpy(), table["confidence"].to_numpy()
+        ax.bar(centres[filled], acc[filled], width[filled], color="C0", edgecolor="white", label="accuracy")
+        ax.bar(centres[filled], (conf - acc)[filled], width[filled], bottom=acc[filled], color="none",
+               edgecolor="C3", hatch="//", lw=0.8, label="gap to confidence")
+        ax.plot([x_lo, 1], [x_lo, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+        ece = float(np.sum(counts[filled] / max(counts.sum(), 1) * np.abs(acc[filled] - conf[filled])))
+        ax.text(0.03, 0.95, f"ECE ({len(table)} bins) {ece:.3f}", transform=ax.transAxes, va="top", fontsize=8)
+        ax.set(xlim=(x_lo, 1), ylim=(0, 1.02))
+        ax.set_title(textwrap.fill(str(label), 42), fontsize=8)
+        ax.set_ylabel("accuracy" if c == 0 else "")
+        ax.tick_params(labelbottom=False)
+        bars = ax_n.bar(centres[filled], counts[filled], width[filled], color="grey")
+        ax_n.bar_label(bars, labels=[str(int(v)) for v in counts[filled]], fontsize=6, padding=1)
+        ax_n.set_ylim(0, max(int(counts.max()), 1) * 1.35)
+        ax_n.set_xlabel("confidence")
+        ax_n.set_ylabel("images" if c == 0 else "")
+        ax_n.spines[["top", "right"]].set_visible(False)
+        if k == 0:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, 0.9), frameon=False)
+    if title:
+        fig.suptitle(title, y=1 - 0.15 / height)
+    return fig
+
+
+# --------------------------------------------------------------------------- Grad-CAM plots
+def plot_gradcam_grid(images, cams: Mapping, row_labels: Sequence[str] | None = None,
+                      notes: Mapping | None = None, heatmap: bool = False, alpha: float = 0.45,
+                      cmap: str = "jet", size: float = 1.8, title: str = "") -> Figure:
+    """Rows = images; columns = the original, then for each entry of ``cams`` its overlay
+    (preceded by the bare heat map when ``heatmap=True``).
+
+    ``images``: ``(N, H, W)`` / ``(N, 1, H, W)`` uint8 or float in [0, 1]. ``cams`` maps a column
+    title (e.g. ``"ResNet18 · layer4 (4×4)"``) to maps ``(N, H, W)`` in [0, 1] of the same images.
+    ``row_labels``: one label per row, written left of it. ``notes``: optional ``{column title:
+    [one short text per row]}`` written under each overlay (e.g. that model's probability).
+    """
+    from .explain import cam_overlay
+
+    ims = _as_image_list(images)
+    if not cams:
+        raise ValueError("plot_gradcam_grid needs at least one column of maps in `cams`")
+    maps = {k: np.asarray(_to_numpy(v), dtype=float) for k, v in cams.items()}
+    for k, v in maps.items():
+        if v.ndim != 3 or len(v) != len(ims):
+            raise ValueError(f"cams[{k!r}] must be (N, H, W) with N = {len(ims)} images; got shape {v.shape}")
+    if row_labels is not None and len(row_labels) != len(ims):
+        raise ValueError(f"{len(ims)} images but {len(row_labels)} row labels")
+    notes = notes or {}
+    for k, v in notes.items():
+        if k not in maps or len(v) != len(ims):
+            raise ValueError(f"notes[{k!r}] must name a column of `cams` and hold one text per image")
+    columns = [("original", None, None, None)]
+    for k, v in maps.items():
+        if heatmap:
+            columns.append((f"{k}\nheat map", k, v, "heat"))
+        columns.append((f"{k}\noverlay" if heatmap else k, k, v, "overlay"))
+    fig, axes = plt.subplots(len(ims), len(columns), figsize=(size * len(columns) + (1.2 if row_labels else 0),
+                                                             size * len(ims) + 0.6), squeeze=False)
+    for r, im in enumerate(ims):
+        lo, hi = _value_range(im)
+        gray = (im.astype(float) - lo) / (hi - lo)
+        for c, (name, key, v, kind) in enumerate(columns):
+            ax = axes[r, c]
+            if kind is None:
+                ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
+            elif kind == "heat":
+                ax.imshow(v[r], cmap=cmap, vmin=0, vmax=1)
+            else:
+                ax.imshow(cam_overlay(gray, v[r], alpha=alpha, cmap=cmap))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+            if kind == "overlay" and key in notes:
+                ax.set_xlabel(notes[key][r], fontsize=7)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity_curves(tables: Mapping, title: str = "") -> Figure:
+    """Cascading-randomisation sanity check: mean Spearman rank correlation (solid, ± std band) and
+    mean |rho| (dashed) between the trained model's Grad-CAM maps and those of copies with the top
+    ``n_top`` blocks re-initialised; one panel per label.
+
+    ``tables`` maps a label to a :func:`pneumolib.explain.sanity_check` DataFrame (columns
+    ``n_top, block, spearman, spearman_std, spearman_abs``). The x ticks name the deepest block
+    randomised at each step.
+    """
+    if not tables:
+        raise ValueError("plot_sanity_curves needs at least one sanity_check table")
+    for label, t in tables.items():
+        missing = {"n_top", "block", "spearman", "spearman_std", "spearman_abs"} - set(t.columns)
+        if missing:
+            raise ValueError(f"table {label!r} lacks columns {sorted(missing)}: pass explain.sanity_check(...)")
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.4 * len(tables), 3.9), squeeze=False, sharey=True)
+    for k, (ax, (label, t)) in enumerate(zip(axes[0], tables.items())):
+        x, m, s = t["n_top"].to_numpy(), t["spearman"].to_numpy(float), t["spearman_std"].to_numpy(float)
+        ax.plot(x, m, "o-", color=f"C{k}", label="Spearman rho (mean ± std)")
+        ax.fill_between(x, m - s, m + s, color=f"C{k}", alpha=0.15)
+        ax.plot(x, t["spearman_abs"].to_numpy(float), "s--", color=f"C{k}", alpha=0.7, ms=4, label="mean |rho|")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, [f"{n} {b}" for n, b in zip(x, t["block"])], fontsize=7, rotation=60, ha="right")
+        ax.set(title=label, xlabel="randomised top blocks (deepest one named)", ylim=(-1.05, 1.05))
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_ylabel("rank correlation with the trained map")
+    axes[0, 0].legend(fontsize=7, loc="lower left", frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- three-class / hierarchical (notebooks 05-06)
+def plot_distribution_shift(groups: Mapping, columns: Sequence[str] | None = None, bins: int = 30,
+                            title: str = "") -> Figure:
+    """One panel per statistic, overlaid density histograms of each group.
+
+    ``groups`` maps a label (e.g. ``"normal train"``) to a DataFrame with one row per image (e.g.
+    from :func:`pneumolib.hierarchical.image_statistics`); ``columns`` picks the statistics
+    (default: all columns of the first group). Each group's mean is marked with a dashed line.
+    """
+    if not groups:
+        raise ValueError("plot_distribution_shift needs at least one group")
+    first = next(iter(groups.values()))
+    columns = list(columns or first.columns)
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.0), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        values = [np.asarray(df[col], dtype=float) for df in groups.values()]
+        lo, hi = min(v.min() for v in values), max(v.max() for v in values)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        for i, (label, v) in enumerate(zip(groups, values)):
+            ax.hist(v, bins=edges, density=True, histtype="step", lw=1.6, color=f"C{i}", label=f"{label} (n={len(v)})")
+            ax.axvline(v.mean(), color=f"C{i}", ls="--", lw=1)
+        ax.set(xlabel=col, yticks=[])
+        ax.spines[["top", "right", "left"]].set_visible(False)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_sources(counts: Mapping, parts: Mapping | None = None, title: str = "") -> Figure:
+    """Stacked horizontal bars: one bar per model, one segment per error source, count in each segment.
+
+    ``counts[model]`` is a dict such as :func:`pneumolib.hierarchical.error_breakdown` returns;
+    ``parts`` maps its keys to legend labels (default: missed pneumonia, false pneumonia, wrong subtype).
+    """
+    parts = dict(parts or {"missed_pneumonia": "pneumonia called normal (A)",
+                           "false_pneumonia": "normal called pneumonia (A)",
+                           "stage_b": "wrong subtype (B)"})
+    models = list(counts)
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(models) + 1.4))
+    left = np.zeros(len(models))
+    for i, (key, label) in enumerate(parts.items()):
+        values = np.array([float(counts[m][key]) for m in models])
+        bars = ax.barh(models, values, left=left, color=f"C{i}", label=label)
+        ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in values], label_type="center", fontsize=8)
+        left += values
+    ax.invert_yaxis()
+    ax.set_xlabel("test errors")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(parts))
+    if title:
+        ax.set_title(title, pad=28)
+    fig.tight_layout()
+    return fig
+
+
+def plot_two_stage_rules(p_a, p_b, y_true, classes: Sequence[str] = ("normal", "bacteria", "virus"),
+                         threshold: float = 0.5, title: str = "") -> Figure:
+    """Test images in the (P(pneumonia), P(virus | pneumonia)) plane, coloured by true class, with the
+    decision boundaries of the sequential rule (``pA = threshold``) and of argmax over the combined
+    probabilities (``pA = 1 / (1 + max(pB, 1 - pB))``); the band between them is where the rules differ.
+    """
+    p_a, p_b, y_true = np.asarray(p_a, float), np.asarray(p_b, float), np.asarray(y_true, int)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    for k, name in enumerate(classes):
+        sel = y_true == k
+        ax.scatter(p_a[sel], p_b[sel], s=10, alpha=0.6, color=f"C{k}", label=f"true {name}")
+    grid = np.linspace(0, 1, 201)
+    cut = 1 / (1 + np.maximum(grid, 1 - grid))
+    ax.plot(cut, grid, color="k", lw=1.5, label="argmax: normal to the left")
+    ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"sequential: pA = {threshold:g}")
+    ax.fill_betweenx(grid, np.minimum(cut, threshold), np.maximum(cut, threshold), color="grey", alpha=0.2,
+                     label="rules disagree")
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Stage A: P(pneumonia)", ylabel="Stage B: P(virus | pneumonia)",
+           title=title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig

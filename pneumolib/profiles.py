@@ -33,6 +33,7 @@ class Profile:
     max_epochs: int = 30
     patience: int = 5
     loss: str = "bce"  # binary loss: "bce", "weighted_bce" (inverse class frequency) or "focal"
+    multiclass_loss: str = "weighted_ce"  # three-class loss: "ce" or "weighted_ce" (virus is the minority)
     head_epochs: int = 5  # phase 1 of two-phase transfer learning (only with pretrained weights)
     # per-model overrides of max_epochs (e.g. DenseNet121 is 4x slower than ResNet18 on CPU)
     epochs_by_model: dict[str, int] = field(default_factory=dict)

@@ -275,9 +275,9 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     from .profiles import get_profile, profile_hash
 
     prof = get_profile(profile)
-    config = dataclasses.replace(config or config_for(prof, model_name), seed=seed)
     weights = weights or prof.weights
     num_outputs = 1 if len(splits["train"].classes) == 2 else len(splits["train"].classes)
+    config = dataclasses.replace(config or config_for(prof, model_name, num_classes=len(splits["train"].classes)), seed=seed)
     image_size = image_size or splits["train"].images.shape[-1]
     fingerprint = hashlib.sha256(b"".join(splits[s].images.numpy().tobytes()[:: 97] + splits[s].labels.numpy().tobytes()
                                           for s in ("train", "val", "test"))).hexdigest()[:12]
@@ -289,8 +289,14 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
         config = dataclasses.replace(config, head_epochs=prof.head_epochs)
     if not retrain and done_path.exists():
         info = read_json(done_path)
-        if info.get("config_key") == config.key() and info.get("data") == fingerprint:
-            model.load_state_dict(load_checkpoint(run_dir / "best.pt"))
+        try:
+            matches = info.get("config_key") == config.key() and info.get("data") == fingerprint
+            if matches:
+                model.load_state_dict(load_checkpoint(run_dir / "best.pt"))
+        except (RuntimeError, OSError) as err:  # checkpoint of an older model definition
+            print(f"{run_dir}: cannot load the finished run ({type(err).__name__}); retraining.")
+            matches = False
+        if matches:
             return Run(task, model_name, seed, prof.name, model, pd.read_csv(run_dir / "history.csv"),
                        pd.read_csv(run_dir / "predictions.csv"), info, loaded=True)
     if retrain or (done_path.exists()):
@@ -313,13 +319,14 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
 
 
-def config_for(profile, model_name: str, seed: int = 0, **overrides) -> TrainConfig:
+def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, **overrides) -> TrainConfig:
     """The :class:`TrainConfig` a profile prescribes for ``model_name`` (epochs, loss, precision)."""
     from .profiles import get_profile
 
     prof = get_profile(profile)
     base = TrainConfig(lr=prof.lr, batch_size=prof.batch_size, max_epochs=prof.epochs_for(model_name),
-                       patience=prof.patience, loss=prof.loss, bf16=prof.bf16, channels_last=prof.bf16, seed=seed)
+                       patience=prof.patience, loss=prof.loss if num_classes == 2 else prof.multiclass_loss,
+                       bf16=prof.bf16, channels_last=prof.bf16, seed=seed)
     return dataclasses.replace(base, **overrides)
 
 

@@ -26,11 +26,9 @@ def _notebook(path: Path, *cells: str) -> None:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    root = tmp_path / "project"
-    (root / "pneumolib").mkdir(parents=True)
+def project(tmp_path, monkeypatch, isolated_root):
+    root = isolated_root  # conftest: tmp project root with pneumolib/ and notebooks/
     nbdir = root / "notebooks"
-    nbdir.mkdir()
     # writes the injected profile into the working directory: checks parameters and cwd
     _notebook(nbdir / "01_ok.ipynb", "x = 1", "open('profile_seen.txt', 'w').write(profile)")
     _notebook(nbdir / "02_fails.ipynb", "y = 2", "raise ValueError('boom from the test notebook')")
