@@ -7,9 +7,9 @@ data pipeline is the same for every model.
 
 Low resolution. torchvision's ResNet18 and DenseNet121 shrink the input 32x. At 28 px ResNet18's
 last feature map would be 1x1 (Grad-CAM meaningless) and DenseNet121 fails outright. At low
-resolution (``stem="cifar"``) we therefore replace the 7x7/stride-2 stem and its max-pool with a
-3x3/stride-1 convolution, as is standard for CIFAR-sized images: at 28 px ResNet18's ``layer4``
-is then 4x4. DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
+resolution we therefore replace ResNet18's 7x7/stride-2 stem by a 3x3/stride-1 convolution and,
+up to 32 px, also drop its max-pool (the standard CIFAR stem): at 28 px ``layer4`` is then 4x4,
+and at 64 px (Kermany on the ``cpu`` profile, max-pool kept) also 4x4 at a quarter of the cost. DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
 (``densenet_input``): its last dense block is then 2x2. ImageNet weights always use the
 standard stem at the data's resolution (224 px on the ``gpu`` profile).
 """
@@ -132,9 +132,10 @@ def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_si
     low_res = image_size < 112
     if name == "resnet18":
         net = tvm.resnet18(weights=enum)
-        if low_res:
+        if low_res:  # 3x3 stride-1 stem; up to 32 px also without the max-pool (CIFAR style)
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-            net.maxpool = nn.Identity()
+            if image_size <= 32:
+                net.maxpool = nn.Identity()
         net.fc = nn.Linear(net.fc.in_features, num_outputs)
         return Classifier(name, net, InputAdapter(3), "imagenet" if enum else "scratch", num_outputs, "layer4", "fc")
     if name == "densenet121":

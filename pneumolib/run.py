@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(nb.name)
         executed = out_dir / nb.path.name
         entry = {"status": None, "wall_s": 0.0, "reason": None, "date": utc_now(),
-                 "git_commit": git["commit"], "profile_hash": p_hash, "output": str(executed)}
+                 "git_commit": git["commit"], "profile_hash": p_hash, "output": str(executed.relative_to(root)) if executed.is_relative_to(root) else str(executed)}
         reason = skip_reason(nb)
         if reason:
             tqdm.write(f"SKIP  {nb.path.name}: {reason}")

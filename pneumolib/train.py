@@ -326,7 +326,8 @@ def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, **
     prof = get_profile(profile)
     base = TrainConfig(lr=prof.lr, batch_size=prof.batch_size, max_epochs=prof.epochs_for(model_name),
                        patience=prof.patience, loss=prof.loss if num_classes == 2 else prof.multiclass_loss,
-                       bf16=prof.bf16, channels_last=prof.bf16, seed=seed)
+                       bf16=prof.bf16, channels_last=prof.bf16 and model_name != "densenet121",  # measured slower there
+                       augment=Augment(**prof.augment), seed=seed)
     return dataclasses.replace(base, **overrides)
 
 
