@@ -133,20 +133,21 @@ def data_root(root: str | os.PathLike | None = None, must_exist: bool = True) ->
     return path
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes (``algorithm``: any name :func:`hashlib.new` knows)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def file_md5(path: str | os.PathLike) -> str:
+    return file_digest(path, "md5")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return file_digest(path, "sha256")
 
 
 def verify_md5(path: str | os.PathLike, expected: str) -> None:

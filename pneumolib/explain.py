@@ -302,7 +302,8 @@ def randomize_layers(model: nn.Module, n_top: int, seed: int = 0) -> nn.Module:
     return clone
 
 
-def _module_name(model: nn.Module, layer: nn.Module) -> str:
+def module_name(model: nn.Module, layer: nn.Module) -> str:
+    """Dotted name of ``layer`` inside ``model`` (e.g. ``backbone.layer4``)."""
     for name, m in model.named_modules(remove_duplicate=False):
         if m is layer:
             return name
@@ -341,7 +342,7 @@ def sanity_check(model: nn.Module, images, n_tops: Sequence[int] | None = None, 
 
     blocks = randomization_blocks(model)
     n_tops = list(range(1, len(blocks) + 1)) if n_tops is None else [int(n) for n in n_tops]
-    layer_name = _module_name(model, _target_layer(model, layer))
+    layer_name = module_name(model, _target_layer(model, layer))
     x = _as_batch(images)
     ref, targets = grad_cam(model, x, target_class, layer=layer, return_targets=True)
     rows = []

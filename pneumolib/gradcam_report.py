@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explain import cam_overlay, feature_map_size, grad_cam
+from .explain import cam_overlay, feature_map_size, grad_cam, module_name
 
 __all__ = [
     "ALTERNATIVE_LAYERS",
@@ -49,7 +49,7 @@ ALTERNATIVE_LAYERS: dict[str, tuple[str, ...]] = {
 
 def layer_names(model: nn.Module) -> list[str]:
     """Names usable with :func:`get_layer`: the default target layer first, then the alternatives."""
-    default = _name_of(model, getattr(model, "target_layer", None)) if getattr(model, "target_layer", None) is not None else None
+    default = module_name(model, getattr(model, "target_layer", None)) if getattr(model, "target_layer", None) is not None else None
     alts = [n for n in ALTERNATIVE_LAYERS.get(getattr(model, "name", ""), ()) if _has(model, n)]
     return ([default] if default else []) + [n for n in alts if n != default]
 
@@ -62,13 +62,6 @@ def _has(model: nn.Module, name: str) -> bool:
         return False
 
 
-def _name_of(model: nn.Module, layer: nn.Module) -> str:
-    for name, m in model.named_modules(remove_duplicate=False):
-        if m is layer:
-            return name
-    raise ValueError("layer is not a submodule of model")
-
-
 def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
     """``(name, module)`` of the layer called ``name`` (default: the model's ``target_layer``).
 
@@ -79,7 +72,7 @@ def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module
         if layer is None:
             raise ValueError("model has no `target_layer`; pass a layer name, e.g. one of "
                              f"{[n for n, _ in model.named_modules() if n][:8]}")
-        return _name_of(model, layer), layer
+        return module_name(model, layer), layer
     try:
         return name, model.get_submodule(name)
     except AttributeError:

@@ -281,10 +281,10 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     image_size = image_size or splits["train"].images.shape[-1]
     fingerprint = hashlib.sha256(b"".join(splits[s].images.numpy().tobytes()[:: 97] + splits[s].labels.numpy().tobytes()
                                           for s in ("train", "val", "test"))).hexdigest()[:12]
+    seed_everything(seed)
+    model = build_model(model_name, num_outputs, weights, image_size)  # raises first if weights are missing
     run_dir = build_dir("runs", prof.name, task, f"{model_name}-{weights}-seed{seed}")
     done_path = run_dir / "done.json"
-    seed_everything(seed)
-    model = build_model(model_name, num_outputs, weights, image_size)
     if weights == "imagenet" and model_name != "simple_cnn" and config.head_epochs == 0:
         config = dataclasses.replace(config, head_epochs=prof.head_epochs)
     if not retrain and done_path.exists():
