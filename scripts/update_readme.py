@@ -41,7 +41,8 @@ def table(root) -> str:
         lines.append(f"| `{nb}` | " + " | ".join(cells) + " |")
     machines = "; ".join(f"`{p}`: {m.get('machine', {}).get('cpu_count', '?')} cores, {m.get('date', '?')[:10]}"
                          for p, m in runs.items())
-    lines += ["", f"First runs (training included), measured on: {machines}. Reruns load finished checkpoints."]
+    lines += ["", f"As recorded by the last run of each notebook ({machines}). A first run trains; a rerun loads "
+              "the finished checkpoints and is much faster, so a notebook rerun after a fix shows the shorter time."]
     return "\n".join(lines)
 
 
