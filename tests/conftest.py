@@ -19,6 +19,18 @@ def isolated_root(tmp_path, monkeypatch):
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module: on a small shared CPU, 2 threads contending with
+    other jobs can run ~10x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def mnist_root(tmp_path):
     """A small npz with PneumoniaMNIST's layout; returns (root, md5)."""
