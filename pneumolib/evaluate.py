@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from .metrics import binary_metrics, format_mean_std, multiclass_metrics, select_threshold, summarize_runs
 from .profiles import get_profile, profile_hash
-from .results import read_json, results_dir, update_json
+from .results import read_json, results_dir, update_json, write_json
 
 DISPLAY_NAMES = {"simple_cnn": "Custom CNN", "resnet18": "ResNet18", "densenet121": "DenseNet121"}
 BINARY_KEYS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "average_precision")
@@ -105,8 +105,7 @@ def _store(profile, file, dataset, splits, key, entry) -> dict:
     data = read_json(path) if path.exists() else {}
     data["meta"] = _meta(profile, dataset, splits)
     data.setdefault("models", {})[key] = entry
-    update_json(path, "meta", data["meta"])
-    update_json(path, "models", data["models"])
+    write_json(path, data)  # one atomic write: other keys (e.g. "skipped") are kept
     return entry
 
 

@@ -16,6 +16,8 @@ standard stem at the data's resolution (224 px on the ``gpu`` profile).
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
@@ -95,8 +97,6 @@ def _imagenet_weights(name: str):
     enum = {"resnet18": tvm.ResNet18_Weights, "densenet121": tvm.DenseNet121_Weights}[name].IMAGENET1K_V1
     cache = torch.hub.get_dir()
     filename = enum.url.rsplit("/", 1)[-1]
-    import os
-
     if not os.path.exists(os.path.join(cache, "checkpoints", filename)):
         try:
             enum.get_state_dict(progress=False)  # downloads into the hub cache when online

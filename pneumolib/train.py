@@ -29,7 +29,7 @@ from torch import nn
 
 from .data import ImageSet
 from .models import Classifier, build_model
-from .results import build_dir, load_checkpoint, read_json, save_checkpoint, write_json
+from .results import build_dir, load_checkpoint, read_json, save_checkpoint, write_json, write_text
 from .transforms import NO_AUGMENT, Augment
 
 
@@ -310,10 +310,8 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
                 epochs_run=len(result.history), train_time_s=result.train_time_s, ms_per_img=ms,
                 train_images=len(splits["train"]), img_per_s_train=len(splits["train"]) * len(result.history) / max(result.train_time_s, 1e-9),
                 parameters=sum(p.numel() for p in model.parameters()))
-    result.history.to_csv(run_dir / "history.csv.tmp", index=False)
-    (run_dir / "history.csv.tmp").replace(run_dir / "history.csv")
-    preds.to_csv(run_dir / "predictions.csv.tmp", index=False)
-    (run_dir / "predictions.csv.tmp").replace(run_dir / "predictions.csv")
+    write_text(run_dir / "history.csv", result.history.to_csv(index=False))
+    write_text(run_dir / "predictions.csv", preds.to_csv(index=False))
     write_json(done_path, info)  # written last: its presence means the run is complete
     (run_dir / "last.pt").unlink(missing_ok=True)
     return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
