@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from .metrics import binary_metrics, format_mean_std, multiclass_metrics, select_threshold, summarize_runs
 from .profiles import get_profile, profile_hash
 from .results import read_json, results_dir, update_json, write_json
+from .train import describe_config
 
 DISPLAY_NAMES = {"simple_cnn": "Custom CNN", "resnet18": "ResNet18", "densenet121": "DenseNet121"}
 BINARY_KEYS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "average_precision")
@@ -76,7 +77,7 @@ def save_binary_results(profile, runs, splits, dataset: str, file: str = "binary
     entry = dict(model=first.model_name, weights=first.info["weights"],
                  display_name=display_name(first.model_name, first.info["weights"]),
                  parameters=first.info["parameters"], image_size=first.info["image_size"], note=note,
-                 runs=records,
+                 protocol=_protocol(first), runs=records,
                  summary=dict(at_05=summarize_runs([r["at_05"] for r in records], BINARY_KEYS),
                               at_val_threshold=summarize_runs([r["at_val_threshold"] for r in records], BINARY_KEYS),
                               ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
@@ -93,11 +94,18 @@ def save_multiclass_results(profile, runs, splits, dataset: str, file: str = "th
                  for c in classes}
     entry = dict(model=first.model_name, weights=first.info["weights"],
                  display_name=display_name(first.model_name, first.info["weights"]),
-                 parameters=first.info["parameters"], image_size=first.info["image_size"], runs=records,
+                 parameters=first.info["parameters"], image_size=first.info["image_size"],
+                 protocol=_protocol(first), runs=records,
                  summary=dict(test=summarize_runs([r["test"] for r in records], MULTI_KEYS), per_class=per_class,
                               ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
                               train_time_s=float(sum(r["train_time_s"] for r in records))), **(extra or {}))
     return _store(profile, file, dataset, splits, f"{first.model_name}-{first.info['weights']}", entry)
+
+
+def _protocol(run) -> dict:
+    """How the runs of one model were trained, read from the run itself (not from today's profile)."""
+    config = run.info["config"]
+    return dict(max_epochs=config["max_epochs"], text=describe_config(config, epochs=False), config=config)
 
 
 def _store(profile, file, dataset, splits, key, entry) -> dict:

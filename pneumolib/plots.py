@@ -184,26 +184,36 @@ def plot_size_histogram(widths, heights, title: str = "", bins: int = 30) -> Fig
 
 
 # --------------------------------------------------------------------------- model evaluation plots
-def plot_history(histories: dict, title: str = "Training curves"):
-    """Loss (train and validation) and validation accuracy per epoch, one colour per run.
+def plot_history(histories: dict, title: str = "Training curves", best_epochs: dict | None = None):
+    """Loss, a validation metric and the learning rate per epoch, one colour per run.
 
     ``histories`` maps a label to a history DataFrame (columns epoch, phase, train_loss, val_loss,
-    val_accuracy). A dotted vertical line marks the end of the head-only phase when there is one.
+    val_accuracy, lr and, in newer runs, val_auroc, which is shown instead of accuracy when every
+    run has it). ``best_epochs`` (label -> epoch) marks the checkpoint each run kept. A dotted
+    vertical line marks the end of the head-only phase when there is one.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax_loss, ax_val, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1, 0.7]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    metric = "val_auroc" if all("val_auroc" in h and h["val_auroc"].notna().all() for h in histories.values()) else "val_accuracy"
     for i, (label, h) in enumerate(histories.items()):
         c = colors[i % len(colors)]
         ax_loss.plot(h["epoch"], h["train_loss"], color=c, ls="--", alpha=0.8)
         ax_loss.plot(h["epoch"], h["val_loss"], color=c, label=label)
-        ax_acc.plot(h["epoch"], h["val_accuracy"], color=c, label=label)
+        ax_val.plot(h["epoch"], h[metric], color=c, label=label)
+        ax_lr.plot(h["epoch"], h["lr"], color=c, marker=".", label=label)
+        best = (best_epochs or {}).get(label)
+        if best is not None and best in set(h["epoch"]):
+            ax_val.plot(best, h.loc[h["epoch"] == best, metric].iloc[0], "o", color=c, ms=8, mfc="none", mew=2)
         head = h.loc[h["phase"] == "head", "epoch"]
         if len(head):
-            for ax in (ax_loss, ax_acc):
+            for ax in (ax_loss, ax_val, ax_lr):
                 ax.axvline(head.max() + 0.5, color=c, ls=":", alpha=0.7)
+    name = "AUROC" if metric == "val_auroc" else "accuracy"
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train, solid: validation)")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    ax_acc.legend(fontsize=8)
+    ax_val.set(xlabel="epoch", ylabel=f"validation {name}",
+               title=f"validation {name}" + (" (circle: kept checkpoint)" if best_epochs else ""))
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
+    ax_val.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

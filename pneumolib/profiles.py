@@ -37,12 +37,11 @@ class Profile:
     head_epochs: int = 5  # phase 1 of two-phase transfer learning (only with pretrained weights)
     # per-model overrides of max_epochs (e.g. DenseNet121 is 4x slower than ResNet18 on CPU)
     epochs_by_model: dict[str, int] = field(default_factory=dict)
+    # per-task changes to the protocol: {task: {TrainConfig field: value, "epochs_by_model": {...}}}
+    protocol_by_task: dict[str, dict] = field(default_factory=dict)
     weights: str = "none"  # "none" (train from scratch) or "imagenet"
     bf16: bool = False  # bfloat16 autocast + channels_last on CPU (see scripts/benchmark.py)
     augment: dict = field(default_factory=dict)  # overrides of transforms.Augment (flip 0.5, rotation 10)
-
-    def epochs_for(self, model_name: str) -> int:
-        return self.epochs_by_model.get(model_name, self.max_epochs)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,20 +60,28 @@ PROFILES: dict[str, Profile] = {
         patience=1,
         head_epochs=0,
         loss="weighted_bce",
+        protocol_by_task={"binary": {"scheduler": "cosine", "monitor": "val_auroc"}},  # as on cpu
     ),
     "cpu": Profile(
         name="cpu",
         description=(
             "Full PneumoniaMNIST at 28 px and Kermany at 64 px, 3 seeds, from scratch, on a laptop CPU. "
             "Scratch training uses lr 1e-3 (1e-4 is a fine-tuning rate), class-weighted losses, "
-            "flip/rotation plus small shifts and brightness changes, bf16 autocast, and epoch caps "
-            "for the two large networks so that notebooks 03-04 fit in about 30 minutes."
+            "flip/rotation plus small shifts and brightness changes, and bf16 autocast. The binary task "
+            "trains a fixed epoch budget per model with a cosine schedule, keeping the epoch with the best "
+            "validation AUROC, so that notebooks 03-04 fit in about 30 minutes; the three-class task keeps "
+            "the deck's plateau schedule and early stopping, with epoch caps for the two large networks."
         ),
         kermany_size=64,
         seeds=(0, 1, 2),
         lr=1e-3,
         max_epochs=30,
         epochs_by_model={"resnet18": 12, "densenet121": 8},
+        protocol_by_task={"binary": {
+            "scheduler": "cosine", "monitor": "val_auroc", "patience": 30,  # patience >= epochs: no early stop
+            "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
+            "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
+        }},
         loss="weighted_bce",
         bf16=True,
         augment={"translate": 0.1, "brightness": 0.2},

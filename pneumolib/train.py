@@ -3,7 +3,9 @@
 Protocol (``TrainConfig`` defaults): Adam lr 1e-4, ``ReduceLROnPlateau`` (factor 0.5, patience 3)
 on the validation loss, batch 32, early stopping with patience 5 on the validation loss, at most
 30 epochs. With ImageNet weights, two-phase transfer: ``head_epochs`` with the backbone frozen,
-then full fine-tuning.
+then full fine-tuning. Options: ``scheduler="cosine"`` anneals the rate to 0 over a fixed epoch
+budget, and ``monitor="val_auroc"`` keeps (and early-stops on) the best validation AUROC instead
+of the lowest validation loss. A profile sets them per task (``Profile.protocol_by_task``).
 
 Resumable. :func:`train_or_load` keeps each (task, model, seed, profile) run in its own folder
 under ``build/runs``. A finished run is loaded in seconds instead of retrained; an interrupted
@@ -42,6 +44,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     head_epochs: int = 0  # > 0 only for pretrained backbones (two-phase transfer)
+    scheduler: str = "plateau"  # "plateau" (halve lr when val loss stalls) or "cosine" (anneal to 0 over max_epochs)
+    monitor: str = "val_loss"  # what early stopping and the best checkpoint follow: "val_loss" or "val_auroc"
     loss: str = "bce"  # "bce" | "weighted_bce" | "focal" (binary); "ce" | "weighted_ce" (multiclass)
     focal_gamma: float = 2.0
     augment: Augment = field(default_factory=Augment)
@@ -49,8 +53,22 @@ class TrainConfig:
     channels_last: bool = False
     seed: int = 0
 
+    def __post_init__(self):
+        if self.scheduler not in ("plateau", "cosine"):
+            raise ValueError(f"scheduler {self.scheduler!r} is not known: use 'plateau' or 'cosine'")
+        if self.monitor not in ("val_loss", "val_auroc"):
+            raise ValueError(f"monitor {self.monitor!r} is not known: use 'val_loss' or 'val_auroc'")
+
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        """Short hash identifying this configuration (a finished run is reused only if it matches)."""
+        d = dataclasses.asdict(self)
+        for name, default in _KEY_OPTIONAL.items():  # options added later: at their default the key is unchanged
+            if d[name] == default:
+                del d[name]
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+_KEY_OPTIONAL = {"scheduler": "plateau", "monitor": "val_loss"}
 
 
 def seed_everything(seed: int) -> None:
@@ -121,24 +139,39 @@ class FitResult:
     resumed: bool = False
 
 
-def _evaluate_loss(model, data, loss_fn, config) -> tuple[float, float]:
-    """Mean loss and accuracy on ``data`` (no augmentation)."""
+def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
+    """Mean loss, accuracy and AUROC (macro one-vs-rest for several classes) on ``data``, no augmentation."""
+    from sklearn.metrics import roc_auc_score
+
     model.eval()
-    total, correct, n = 0.0, 0, 0
+    total, outs = 0.0, []
     with torch.no_grad():
         for x, y in iterate_batches(data, 256):
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(x).float()
             total += loss_fn(logits, y).item() * len(y)
-            pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
-            correct += int((pred == y).sum())
-            n += len(y)
-    return total / max(n, 1), correct / max(n, 1)
+            outs.append(logits)
+    n = len(data)
+    if n == 0:
+        return dict(loss=float("nan"), accuracy=float("nan"), auroc=float("nan"))
+    logits, y = torch.cat(outs), data.labels.numpy()
+    if logits.shape[1] == 1:
+        pred, score = (logits[:, 0] > 0).long().numpy(), logits[:, 0].numpy()
+    else:
+        pred, score = logits.argmax(1).numpy(), torch.softmax(logits, 1).numpy()
+    try:
+        auroc = float(roc_auc_score(y, score, multi_class="ovr", average="macro") if score.ndim == 2
+                      else roc_auc_score(y, score))
+    except ValueError:  # a class missing from a tiny validation subset
+        auroc = float("nan")
+    return dict(loss=total / n, accuracy=float((pred == y).mean()), auroc=auroc)
 
 
-def fit(model: Classifier, train: ImageSet, val: ImageSet, config: TrainConfig, run_dir: Path | None = None,
+def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConfig, run_dir: Path | None = None,
         progress: bool = True) -> FitResult:
-    """Train ``model`` with early stopping on ``val``; resumes from ``run_dir/last.pt`` if present.
+    """Train ``model``, choosing the checkpoint on ``val_set``; resumes from ``run_dir/last.pt`` if present.
 
     After each epoch the full training state is checkpointed (atomically) to ``run_dir/last.pt``
     and the best weights so far to ``run_dir/best.pt``; on return ``model`` holds the best weights.
@@ -150,10 +183,15 @@ def fit(model: Classifier, train: ImageSet, val: ImageSet, config: TrainConfig, 
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor,
-                                                           patience=config.plateau_patience)
+    if config.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.max_epochs - config.head_epochs, 1))
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.plateau_factor,
+                                                               patience=config.plateau_patience)
+    # early stopping and the best checkpoint follow one validation number; "score" is always "lower is better"
+    sign = -1.0 if config.monitor == "val_auroc" else 1.0
     history: list[dict] = []
-    best = {"loss": float("inf"), "epoch": -1, "state": None}
+    best = {"score": float("inf"), "epoch": -1, "state": None}
     start_epoch, elapsed = 0, 0.0
     last_path = run_dir / "last.pt" if run_dir else None
     if last_path is not None and last_path.exists():
@@ -166,7 +204,7 @@ def fit(model: Classifier, train: ImageSet, val: ImageSet, config: TrainConfig, 
             torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
             history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
             best_state = load_checkpoint(run_dir / "best.pt") if state["best_epoch"] > 0 else None
-            best = {"loss": state["best_loss"], "epoch": state["best_epoch"], "state": best_state}
+            best = {"score": state.get("best_score", state.get("best_loss")), "epoch": state["best_epoch"], "state": best_state}
     bar = tqdm(range(start_epoch, config.max_epochs), desc=f"{model.name} seed {config.seed}",
                disable=not progress, initial=start_epoch, total=config.max_epochs, leave=False)
     for epoch in bar:
@@ -187,32 +225,58 @@ def fit(model: Classifier, train: ImageSet, val: ImageSet, config: TrainConfig, 
             optimizer.step()
             total += loss.item() * len(y)
             n += len(y)
-        val_loss, val_acc = _evaluate_loss(model, val, loss_fn, config)
+        val = _evaluate(model, val_set, loss_fn, config)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         if not frozen:
-            scheduler.step(val_loss)
+            scheduler.step() if config.scheduler == "cosine" else scheduler.step(val["loss"])
         elapsed += time.perf_counter() - t0
         history.append(dict(epoch=epoch + 1, phase="head" if frozen else "full", train_loss=total / max(n, 1),
-                            val_loss=val_loss, val_accuracy=val_acc, lr=optimizer.param_groups[0]["lr"],
+                            val_loss=val["loss"], val_accuracy=val["accuracy"], val_auroc=val["auroc"], lr=lr,
                             seconds=time.perf_counter() - t0))
-        if val_loss < best["loss"]:
-            best = {"loss": val_loss, "epoch": epoch + 1,
+        score = sign * val[config.monitor.removeprefix("val_")]
+        if score < best["score"]:
+            best = {"score": score, "epoch": epoch + 1,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
             if run_dir:
                 save_checkpoint(run_dir / "best.pt", best["state"])
-        bar.set_postfix(train_loss=f"{history[-1]['train_loss']:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(train_loss=f"{history[-1]['train_loss']:.3f}", val_loss=f"{val['loss']:.3f}",
+                        val_auroc=f"{val['auroc']:.3f}")
         stop = epoch + 1 - best["epoch"] >= config.patience and epoch >= config.head_epochs
         if last_path is not None:
             save_checkpoint(last_path, dict(config_key=config.key(), model=model.state_dict(),
                                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                             generator=generator.get_state(), torch_rng=torch.get_rng_state(),
                                             history=history, epoch=epoch,
-                                            elapsed=elapsed, best_loss=best["loss"], best_epoch=best["epoch"]))
+                                            elapsed=elapsed, best_score=best["score"], best_epoch=best["epoch"]))
         if stop:
             break
     bar.close()
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     return FitResult(model, pd.DataFrame(history), best["epoch"], elapsed)
+
+
+def describe_config(config: TrainConfig | dict, epochs: bool = True) -> str:
+    """One sentence describing a training protocol, e.g. for a report; accepts a config or its dict
+    (as stored in a run's ``done.json``; fields added later take their defaults)."""
+    c = dataclasses.asdict(config) if isinstance(config, TrainConfig) else config
+    get = lambda k: c.get(k, getattr(TrainConfig, k, None))  # noqa: E731
+    if get("scheduler") == "cosine":
+        sched = "learning rate annealed to 0 with a cosine schedule"
+    else:
+        sched = (f"learning rate x{get('plateau_factor')} when the validation loss stalls for "
+                 f"{get('plateau_patience')} epochs")
+    monitor = "validation AUROC" if get("monitor") == "val_auroc" else "validation loss"
+    stop = (f"early stopping after {get('patience')} epochs without improvement in {monitor}"
+            if get("patience") < get("max_epochs") else f"no early stopping (the epoch with the best {monitor} is kept)")
+    parts = [f"Adam (lr {get('lr'):g}), batch {get('batch_size')}", sched, stop, f"loss {get('loss')}"]
+    if epochs:
+        parts.insert(1, f"at most {get('max_epochs')} epochs")
+    if get("head_epochs"):
+        parts.append(f"{get('head_epochs')} head-only epochs first")
+    if get("bf16"):
+        parts.append("bf16 autocast" + (" + channels_last" if get("channels_last") else ""))
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- runs
@@ -277,7 +341,8 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     prof = get_profile(profile)
     weights = weights or prof.weights
     num_outputs = 1 if len(splits["train"].classes) == 2 else len(splits["train"].classes)
-    config = dataclasses.replace(config or config_for(prof, model_name, num_classes=len(splits["train"].classes)), seed=seed)
+    config = dataclasses.replace(config or config_for(prof, model_name, num_classes=len(splits["train"].classes), task=task),
+                                 seed=seed)
     image_size = image_size or splits["train"].images.shape[-1]
     fingerprint = hashlib.sha256(b"".join(splits[s].images.numpy().tobytes()[:: 97] + splits[s].labels.numpy().tobytes()
                                           for s in ("train", "val", "test"))).hexdigest()[:12]
@@ -317,16 +382,30 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
 
 
-def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, **overrides) -> TrainConfig:
-    """The :class:`TrainConfig` a profile prescribes for ``model_name`` (epochs, loss, precision)."""
+def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, task: str | None = None,
+               **overrides) -> TrainConfig:
+    """The :class:`TrainConfig` a profile prescribes for ``model_name`` (epochs, loss, precision).
+
+    ``task`` ("binary", "three_class", ...) applies the profile's ``protocol_by_task`` changes for
+    that task; keyword ``overrides`` win over everything.
+    """
     from .profiles import get_profile
 
     prof = get_profile(profile)
-    base = TrainConfig(lr=prof.lr, batch_size=prof.batch_size, max_epochs=prof.epochs_for(model_name),
+    task_changes = dict(prof.protocol_by_task.get(task, {})) if task else {}
+    epochs = {**prof.epochs_by_model, **task_changes.pop("epochs_by_model", {})}
+    unknown = set(task_changes) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"profile {prof.name!r}: protocol_by_task[{task!r}] sets {sorted(unknown)}, which are not "
+                         f"TrainConfig fields; use {[f.name for f in dataclasses.fields(TrainConfig)]} or 'epochs_by_model'")
+    base = TrainConfig(lr=prof.lr, batch_size=prof.batch_size, max_epochs=epochs.get(model_name, prof.max_epochs),
                        patience=prof.patience, loss=prof.loss if num_classes == 2 else prof.multiclass_loss,
-                       bf16=prof.bf16, channels_last=prof.bf16 and model_name != "densenet121",  # measured slower there
+                       # channels_last stays off for DenseNet121 by default because the three-class runs were
+                       # trained so (an early measurement under load said slower); benchmarks/BENCHMARK.md now
+                       # measures it 1.27x faster, and the cpu profile turns it on for the binary task
+                       bf16=prof.bf16, channels_last=prof.bf16 and model_name != "densenet121",
                        augment=Augment(**prof.augment), seed=seed)
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(base, **{**task_changes, **overrides})
 
 
 def train_seeds(task: str, model_name: str, splits: dict[str, ImageSet], profile, progress: bool = True,

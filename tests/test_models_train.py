@@ -163,6 +163,37 @@ def test_interrupted_run_resumes_from_last_epoch(isolated_root, monkeypatch):
     np.testing.assert_allclose(resumed.history["val_loss"], full.history["val_loss"], rtol=1e-6)
 
 
+def test_cosine_schedule_and_auroc_monitor():
+    splits = toy_splits(32)
+    cfg = dataclasses.replace(CFG, max_epochs=4, patience=10, scheduler="cosine", monitor="val_auroc")
+    torch.manual_seed(0)
+    result = fit(M.build_model("simple_cnn"), splits["train"], splits["val"], cfg, progress=False)
+    h = result.history
+    assert h["lr"].iloc[0] == pytest.approx(cfg.lr)  # the rate each epoch trained with
+    assert (np.diff(h["lr"]) < 0).all()  # annealed every epoch, not only on a plateau
+    assert len(h) == 4  # patience 10 > 4 epochs: no early stop
+    assert result.best_epoch == int(np.argmax(h["val_auroc"].to_numpy())) + 1  # the first epoch with the top AUROC
+
+
+def test_unknown_scheduler_or_monitor_is_refused():
+    with pytest.raises(ValueError, match="'plateau' or 'cosine'"):
+        TrainConfig(scheduler="step")
+    with pytest.raises(ValueError, match="'val_loss' or 'val_auroc'"):
+        TrainConfig(monitor="val_acc")
+
+
+def test_new_options_at_their_defaults_keep_old_run_keys():
+    """Finished runs of earlier versions (no scheduler/monitor fields) must still be found."""
+    import hashlib
+    import json
+
+    cfg = TrainConfig(lr=1e-3)
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("scheduler", "monitor")}
+    assert cfg.key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert dataclasses.replace(cfg, scheduler="cosine").key() != cfg.key()
+    assert dataclasses.replace(cfg, monitor="val_auroc").key() != cfg.key()
+
+
 def test_predict_and_proba_shapes():
     splits = toy_splits(16, classes=("normal", "bacteria", "virus"))
     model = M.build_model("simple_cnn", 3)
@@ -170,3 +201,18 @@ def test_predict_and_proba_shapes():
     probs = logits_to_proba(logits)
     assert logits.shape == (8, 3) and np.allclose(probs.sum(1), 1)
     assert logits_to_proba(np.array([0.0]))[0] == pytest.approx(0.5)
+
+
+def test_config_for_applies_task_changes_only_to_that_task():
+    from pneumolib.profiles import Profile
+    from pneumolib.train import config_for
+
+    prof = Profile(name="t", description="", lr=1e-3, epochs_by_model={"resnet18": 12},
+                   protocol_by_task={"binary": {"scheduler": "cosine", "epochs_by_model": {"resnet18": 7}}})
+    binary, other = config_for(prof, "resnet18", task="binary"), config_for(prof, "resnet18", num_classes=3, task="three_class")
+    assert (binary.scheduler, binary.max_epochs) == ("cosine", 7)
+    assert (other.scheduler, other.max_epochs, other.loss) == ("plateau", 12, "weighted_ce")
+    assert config_for(prof, "resnet18", task="binary", max_epochs=2).max_epochs == 2  # keyword overrides win
+    bad = Profile(name="b", description="", protocol_by_task={"binary": {"learning_rate": 1}})
+    with pytest.raises(ValueError, match="learning_rate.*not TrainConfig fields"):
+        config_for(bad, "resnet18", task="binary")

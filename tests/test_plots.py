@@ -108,3 +108,20 @@ def test_save_figure_writes_png_under_figures_profile(isolated_root, profile):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert save_figure(fig, profile, "01_test_figure.png") == path  # ".png" is not doubled
     assert not list(path.parent.glob(".*.tmp"))  # atomic write leaves no temporary file
+
+
+def test_history_shows_val_auroc_when_recorded_and_marks_the_kept_epoch():
+    import pandas as pd
+
+    from pneumolib.plots import plot_history
+
+    h = pd.DataFrame(dict(epoch=[1, 2, 3], phase="full", train_loss=[0.6, 0.4, 0.3], val_loss=[0.5, 0.45, 0.5],
+                          val_accuracy=[0.8, 0.85, 0.84], val_auroc=[0.90, 0.95, 0.93], lr=[1e-3, 5e-4, 1e-4]))
+    fig = plot_history({"seed 0": h}, best_epochs={"seed 0": 2})
+    loss_ax, val_ax, lr_ax = fig.axes
+    assert val_ax.get_ylabel() == "validation AUROC" and lr_ax.get_yscale() == "log"
+    marker = [line for line in val_ax.get_lines() if line.get_marker() == "o"]
+    assert len(marker) == 1 and list(marker[0].get_ydata()) == [0.95]
+    old = h.drop(columns="val_auroc")  # runs trained before val AUROC was recorded
+    assert plot_history({"seed 0": old}).axes[1].get_ylabel() == "validation accuracy"
+    plt.close("all")

@@ -226,3 +226,27 @@ def test_unknown_results_layout_is_shown_as_stored_not_dropped(fake):
     section = next(s for s in report.build_context(PROFILE)["sections"] if s["number"] == "08")
     assert "not the one pneumolib.report knows" in section["blocks"][0]["text"]
     assert "0.247" in json.dumps(section, ensure_ascii=False)
+
+
+def test_training_text_comes_from_the_protocol_stored_with_the_results():
+    from pneumolib.report import _training_texts
+
+    def entry(name, epochs, text):
+        return {"display_name": name, "protocol": {"max_epochs": epochs, "text": text}}
+
+    binary = {"models": {"a": entry("CNN", 30, "cosine"), "b": entry("ResNet18", 10, "cosine"),
+                         "c": entry("Old", 8, "plateau")}}
+    texts = _training_texts({"Binary": binary, "Three": {"models": {"x": {"display_name": "no protocol"}}}})
+    assert texts == ["Binary: cosine; epoch budget: CNN 30, ResNet18 10.", "Binary: plateau; epoch budget: Old 8."]
+
+
+def test_binary_targets_say_met_or_not_from_the_best_model(fake, monkeypatch):
+    monkeypatch.setitem(report.BINARY_TARGETS, "profile", PROFILE)
+    items = report._binary_target_items(report._Results(PROFILE), json.loads(
+        (project_root() / "results" / PROFILE / "binary.json").read_text()))
+    assert items[0] == "best mean AUROC ≥ 0.975: 0.432 (simple_cnn (scratch)), not met"
+    assert items[1].startswith("best mean accuracy at 0.5 ≥ 0.9: 0.877") and items[1].endswith("not met")
+    text = json.dumps(report.build_context(PROFILE), ensure_ascii=False)
+    assert "Project targets (profile smoke)" in text
+    monkeypatch.setitem(report.BINARY_TARGETS, "profile", "cpu")
+    assert "Project targets" not in json.dumps(report.build_context(PROFILE), ensure_ascii=False)
