@@ -259,3 +259,29 @@ def test_summarize_runs_single_run_and_nan():
 def test_format_mean_std():
     assert format_mean_std(0.91234, 0.01161) == "0.912 ± 0.012"
     assert format_mean_std(0.5, 0.26, digits=1) == "0.5 ± 0.3"
+
+
+def test_seed_averaged_auroc_ci_equals_the_plain_bootstrap_loop():
+    from sklearn.metrics import roc_auc_score
+
+    from pneumolib.evaluate import seed_averaged_auroc_ci
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(60) < 0.6).astype(int)
+    probs = [np.clip(y * 0.3 + rng.random(60) * 0.7, 0, 1).round(2) for _ in range(3)]  # rounding makes ties
+
+    class FakeRun:
+        def __init__(self, p):
+            self.p = p
+
+        def split_arrays(self, split):
+            return y, None, self.p
+
+    draws = np.random.default_rng(0)
+    stats = []
+    for _ in range(200):
+        idx = draws.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) == 2:
+            stats.append(np.mean([roc_auc_score(y[idx], p[idx]) for p in probs]))
+    expected = np.percentile(stats, [2.5, 97.5])
+    np.testing.assert_allclose(seed_averaged_auroc_ci([FakeRun(p) for p in probs], n_boot=200), expected, rtol=1e-12)
