@@ -71,6 +71,14 @@ def _auroc_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(roc_auc_score(y_true, y_score))
 
 
+def _macro_auroc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """One-vs-rest AUROC averaged over the ``y_prob.shape[1]`` classes, or NaN when a class is absent."""
+    n_classes = y_prob.shape[1]
+    if np.unique(y_true).size < n_classes:
+        return float("nan")
+    return float(roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+
+
 def _average_precision_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Average precision, or NaN when only one class is present."""
     if np.unique(y_true).size < 2:
@@ -299,14 +307,7 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str]) -> dict:
             "support": int(confusion[k, :].sum()),
         }
 
-    if np.unique(y_true).size == n_classes:
-        macro_auroc = float(
-            roc_auc_score(
-                y_true, y_prob, multi_class="ovr", average="macro", labels=list(range(n_classes))
-            )
-        )
-    else:
-        macro_auroc = float("nan")
+    macro_auroc = _macro_auroc_or_nan(y_true, y_prob)
 
     row_totals = confusion.sum(axis=1, keepdims=True)
     normalized = np.divide(

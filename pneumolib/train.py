@@ -62,13 +62,10 @@ class TrainConfig:
     def key(self) -> str:
         """Short hash identifying this configuration (a finished run is reused only if it matches)."""
         d = dataclasses.asdict(self)
-        for name, default in _KEY_OPTIONAL.items():  # options added later: at their default the key is unchanged
-            if d[name] == default:
+        for name in ("scheduler", "monitor"):  # options added later: at their default the key is unchanged
+            if d[name] == getattr(TrainConfig, name):
                 del d[name]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-_KEY_OPTIONAL = {"scheduler": "plateau", "monitor": "val_loss"}
 
 
 def seed_everything(seed: int) -> None:
@@ -141,7 +138,7 @@ class FitResult:
 
 def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
     """Mean loss, accuracy and AUROC (macro one-vs-rest for several classes) on ``data``, no augmentation."""
-    from sklearn.metrics import roc_auc_score
+    from .metrics import _auroc_or_nan, _macro_auroc_or_nan  # scikit-learn: imported when first needed
 
     model.eval()
     total, outs = 0.0, []
@@ -161,11 +158,8 @@ def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
         pred, score = (logits[:, 0] > 0).long().numpy(), logits[:, 0].numpy()
     else:
         pred, score = logits.argmax(1).numpy(), torch.softmax(logits, 1).numpy()
-    try:
-        auroc = float(roc_auc_score(y, score, multi_class="ovr", average="macro") if score.ndim == 2
-                      else roc_auc_score(y, score))
-    except ValueError:  # a class missing from a tiny validation subset
-        auroc = float("nan")
+    # NaN when a class is missing from a tiny validation subset
+    auroc = _macro_auroc_or_nan(y, score) if score.ndim == 2 else _auroc_or_nan(y, score)
     return dict(loss=total / n, accuracy=float((pred == y).mean()), auroc=auroc)
 
 
@@ -394,10 +388,11 @@ def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, ta
     prof = get_profile(profile)
     task_changes = dict(prof.protocol_by_task.get(task, {})) if task else {}
     epochs = {**prof.epochs_by_model, **task_changes.pop("epochs_by_model", {})}
-    unknown = set(task_changes) - {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = set(task_changes) - set(fields)
     if unknown:
         raise ValueError(f"profile {prof.name!r}: protocol_by_task[{task!r}] sets {sorted(unknown)}, which are not "
-                         f"TrainConfig fields; use {[f.name for f in dataclasses.fields(TrainConfig)]} or 'epochs_by_model'")
+                         f"TrainConfig fields; use {fields} or 'epochs_by_model'")
     base = TrainConfig(lr=prof.lr, batch_size=prof.batch_size, max_epochs=epochs.get(model_name, prof.max_epochs),
                        patience=prof.patience, loss=prof.loss if num_classes == 2 else prof.multiclass_loss,
                        # channels_last stays off for DenseNet121 by default because the three-class runs were

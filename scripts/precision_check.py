@@ -28,9 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks", help="output folder (relative to the project root)")
     args = ap.parse_args(argv)
 
-    from sklearn.metrics import roc_auc_score
-
     from pneumolib.data import load_pneumoniamnist_splits
+    from pneumolib.metrics import binary_metrics
     from pneumolib.profiles import get_profile, profile_hash
     from pneumolib.results import project_root, write_json, write_text
     from pneumolib.train import config_for, train_or_load
@@ -48,8 +47,9 @@ def main(argv=None) -> int:
             for mode, (task, config) in arms.items():
                 run = train_or_load(task, model_name, splits, prof, seed, config=config, weights="none")
                 y, _, p = run.split_arrays("test")
-                row = dict(model=model_name, seed=seed, mode=mode, auroc=round(float(roc_auc_score(y, p)), 4),
-                           accuracy=round(float(((p >= 0.5) == y).mean()), 4), epochs=run.info["epochs_run"],
+                test = binary_metrics(y, p, 0.5)
+                row = dict(model=model_name, seed=seed, mode=mode, auroc=round(test["auroc"], 4),
+                           accuracy=round(test["accuracy"], 4), epochs=run.info["epochs_run"],
                            train_time_s=round(run.info["train_time_s"], 1),
                            img_per_s=round(run.info["img_per_s_train"], 1))
                 print(row, flush=True)
