@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .anchors import ANCHORS
+from .metrics import summarize_runs
 from .profiles import PROFILES, get_profile, profile_hash
 from .results import _atomic_write_bytes, project_root, read_json, results_dir, write_json, write_text
 
@@ -142,15 +143,6 @@ def fmt_seconds(seconds: Any) -> str:
     minutes, sec = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {sec:02d} s"
-
-
-def _mean_of(values: Iterable[float]) -> dict:
-    vals = [float(v) for v in values if _is_num(v)]
-    if not vals:
-        return {"mean": None, "std": None, "n": 0}
-    m = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-    return {"mean": m, "std": sd, "n": len(vals)}
 
 
 def _humanize(key: str) -> str:
@@ -552,7 +544,7 @@ def _binary_tables(binary: dict, res: _Results, data: dict | None) -> list[dict]
     for e in models.values():
         s = e.get("summary", {})
         ci = e.get("auroc_ci95") or [None, None]
-        thr = _mean_of(r.get("val_threshold") for r in e.get("runs", []))
+        thr = summarize_runs(e["runs"]).get("val_threshold") if e.get("runs") else None
         rows.append([e.get("display_name"), _weights_label(e.get("weights")), fmt_num(e.get("parameters")),
                      f"{fmt_num(e.get('image_size'))} px", fmt_mean_std(s.get("at_05", {}).get("auroc")),
                      f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]", fmt_mean_std(s.get("at_05", {}).get("average_precision")),
@@ -643,21 +635,18 @@ def _section_binary(res: _Results, binary: dict, data: dict | None) -> dict:
                     [res.notebook("03"), res.notebook("04")], blocks + _figures(res, ["03", "04"]))
 
 
-def _multiclass_rows(three: dict) -> tuple[list[list], list[list], list[str]]:
-    models = dict(three.get("models", {}))
-    summary_rows, class_rows, classes = [], [], []
-    for e in models.values():
+def _multiclass_rows(three: dict) -> tuple[list[list], list[list]]:
+    summary_rows, class_rows = [], []
+    for e in three.get("models", {}).values():
         s = e.get("summary", {})
         summary_rows.append([e.get("display_name"), _weights_label(e.get("weights")),
                              f"{fmt_num(e.get('image_size'))} px"]
                             + [fmt_mean_std(s.get("test", {}).get(m)) for m in MULTI_METRICS]
                             + [fmt_mean_std(s.get("ms_per_img"), 2), str(len(e.get("runs", [])))])
         for cls, stats in (s.get("per_class") or {}).items():
-            if cls not in classes:
-                classes.append(cls)
             class_rows.append([e.get("display_name"), cls] + [fmt_mean_std(stats.get(m))
                                                               for m in ("precision", "recall", "f1")])
-    return summary_rows, class_rows, classes
+    return summary_rows, class_rows
 
 
 def _full_kermany_test(data: dict | None) -> int | None:
@@ -681,7 +670,7 @@ def _section_three_class(res: _Results, three: dict | Skipped, data: dict | None
     training = _training_texts({"": three})
     if training:
         blocks.append(_bullets(training, lead="Training (as recorded with the results)."))
-    summary_rows, class_rows, _ = _multiclass_rows(three)
+    summary_rows, class_rows = _multiclass_rows(three)
     ens = three.get("ensemble") or {}
     ens_test = ens.get("test") or {}
     ens_name = f"Ensemble of {len(ens.get('members') or [])} runs" if ens else ""
@@ -1055,7 +1044,7 @@ def _section_generic(res: _Results, number: str, title: str, results: dict | Ski
         blocks.append(_para(f"{meta['dataset']}; seeds {', '.join(map(str, meta.get('seeds') or []))}.",
                             lead="Setting."))
     if isinstance(results.get("models"), dict) and any("summary" in e for e in results["models"].values()):
-        summary_rows, class_rows, _ = _multiclass_rows(results)
+        summary_rows, class_rows = _multiclass_rows(results)
         if any("test" in e.get("summary", {}) for e in results["models"].values()):
             blocks.append(_table(["Model", "Pretraining", "Input"] + list(MULTI_METRICS.values())
                                  + ["ms / image", "Seeds"], summary_rows,
@@ -1076,8 +1065,8 @@ def _tolerant(render, res: _Results, number: str, title: str, results: dict | Sk
         return render(res, results)
     except (TypeError, AttributeError, KeyError, ValueError):
         section = _section_generic(res, number, title, results)
-        section["blocks"].insert(0, _note(f"The layout of this results file is not the one pneumolib.report "
-                                          f"knows: its numbers are shown as stored."))
+        section["blocks"].insert(0, _note("The layout of this results file is not the one pneumolib.report "
+                                          "knows: its numbers are shown as stored."))
         return section
 
 
@@ -1096,11 +1085,10 @@ def _binary_card_table(binary: dict) -> dict:
                   caption="Binary task, by class, on the official test split (mean ± std over seeds).")
 
 
-def _limitations(data: dict | None, binary: dict | None, prof) -> list[str]:
+def _limitations(data: dict | None, prof) -> list[str]:
     data = data or {}
     ov = data.get("overlap_full") or data.get("overlap_present") or {}
     cov = data.get("kermany_coverage") or {}
-    counts = data.get("pneumoniamnist_counts") or {}
     maj = (data.get("majority_baseline_accuracy") or {}).get("test", {}).get("accuracy")
     items = ["Single institution: every image comes from one pediatric hospital (Guangzhou Women and Children's "
              "Medical Center); nothing here shows that the models work elsewhere, on adults or on other scanners."]
@@ -1109,7 +1097,7 @@ def _limitations(data: dict | None, binary: dict | None, prof) -> list[str]:
                      f"image already scores accuracy {fmt_num(maj)}.")
     items.append("Labels are inherited from folder and file names: how each image was graded cannot be audited "
                  "from the released data, which also give no laboratory confirmation of bacterial vs viral cause.")
-    val = (data.get("overlap_full") or data.get("overlap_present") or {}).get("images", {}).get("val")
+    val = ov.get("images", {}).get("val")
     if val is not None:
         items.append(f"The official Kermany validation folder holds only {fmt_num(val)} images; we validate on a "
                      "patient-grouped split of the training folder instead.")
@@ -1220,7 +1208,7 @@ def model_card_blocks(profile: str, res: _Results | None = None, raise_problems:
         blocks.append(_para(f"skipped: {three.reason}", lead="Three-class."))
     elif isinstance(three, dict):
         meta = three.get("meta", {})
-        _, class_rows, _ = _multiclass_rows(three)
+        _, class_rows = _multiclass_rows(three)
         n_test = (meta.get("n") or {}).get("test")
         blocks.append(_para(f"{meta.get('dataset', '')}, {_test_label(n_test, _full_kermany_test(data_or_none))}.",
                             lead="Three-class."))
@@ -1229,8 +1217,7 @@ def model_card_blocks(profile: str, res: _Results | None = None, raise_problems:
     blocks.append(_heading("Calibration"))
     blocks.extend(_calibration_card_blocks(cal))
     blocks.append(_heading("Limitations and ethical considerations"))
-    blocks.append(_bullets(_limitations(data if isinstance(data, dict) else None,
-                                        binary if isinstance(binary, dict) else None, prof)))
+    blocks.append(_bullets(_limitations(data if isinstance(data, dict) else None, prof)))
     blocks.append(_heading("What real deployment would require"))
     blocks.append(_bullets([
         "Multi-site external validation on prospective data, including adults if intended, other scanners and "
@@ -1284,6 +1271,11 @@ def model_card(profile: str) -> str:
 # --------------------------------------------------------------------------- context and build
 def build_context(profile: str) -> dict:
     """Everything the template draws, as JSON-ready data (raises :class:`ReportError` on bad results)."""
+    return _context_and_card(profile)[0]
+
+
+def _context_and_card(profile: str) -> tuple[dict, list[dict]]:
+    """The template's context and the model card's blocks, from one reading of the results."""
     res = _Results(profile)
     if res.run_meta is None:
         res.problems.append(f"{res.rel(res.dir / METADATA_FILE)} missing: run the notebooks with "
@@ -1318,7 +1310,7 @@ def build_context(profile: str) -> dict:
                                             for b in card[1:]]),
     ]
     return {"profile": res.name, "profile_hash": res.hash, "cover": _cover(res), "sections": sections,
-            "model_card_title": card[0]["text"]}
+            "model_card_title": card[0]["text"]}, card
 
 
 def report_paths(profile: str) -> dict[str, Path]:
@@ -1343,18 +1335,15 @@ def build_report(profile: str = REFERENCE_PROFILE, output: Path | None = None) -
     """Build the PDF (and MODEL_CARD.md) for ``profile`` from its results; return the PDF's path."""
     import typst
 
-    context = build_context(profile)
+    context, card = _context_and_card(profile)
     paths = report_paths(profile)
     pdf = Path(output) if output else paths["pdf"]
     root = project_root()
     work = paths["context"].parent
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(paths["context"], context)
+    write_json(paths["context"], context)  # creates the folder the template is copied into
     # Typst only reads files under its root: the template is copied next to the context.
     for typ in _template_dir().glob("*.typ"):
         shutil.copyfile(typ, work / typ.name)
-    pdf.parent.mkdir(parents=True, exist_ok=True)
-    card = model_card_blocks(profile)
     write_text(paths["model_card"], blocks_to_markdown(card))
     try:
         data, warnings = typst.compile_with_warnings(

@@ -32,7 +32,7 @@ from torch import nn
 from .data import ImageSet
 from .models import Classifier, build_model
 from .results import build_dir, load_checkpoint, read_json, save_checkpoint, write_json, write_text
-from .transforms import NO_AUGMENT, Augment
+from .transforms import Augment
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 GRID = [  # (model, input px, note)
     ("simple_cnn", 28, "PneumoniaMNIST"),
