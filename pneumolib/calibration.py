@@ -29,6 +29,7 @@ __all__ = [
     "negative_log_likelihood",
     "calibration_summary",
     "fit_temperature",
+    "temperature_at_bound",
     "apply_temperature",
     "logit",
     "ensemble_probabilities",
@@ -245,6 +246,14 @@ def fit_temperature(logits, y_true, max_iter: int = 200) -> float:
         options={"maxiter": int(max_iter), "xatol": 1e-6},
     )
     return float(np.exp(result.x))
+
+
+def temperature_at_bound(temperature: float, tol: float = 1e-3) -> bool:
+    """True when :func:`fit_temperature` stopped at the edge of its search range (T ~ 0.018 or ~ 54.6):
+    the validation data did not pin T down (e.g. an untrained model, or very few images)."""
+    lo, hi = _LOG_T_BOUNDS
+    log_t = float(np.log(temperature))
+    return log_t <= lo + tol or log_t >= hi - tol
 
 
 def apply_temperature(logits, temperature: float) -> np.ndarray:

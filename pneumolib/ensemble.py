@@ -28,9 +28,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .calibration import (_LOG_T_BOUNDS, apply_temperature, calibration_summary, ensemble_probabilities,
-                          fit_temperature, logit, reliability_table)
-from .evaluate import DISPLAY_NAMES, display_name
+from .calibration import (apply_temperature, calibration_summary, ensemble_probabilities, fit_temperature, logit,
+                          reliability_table, temperature_at_bound)
+from .evaluate import DISPLAY_NAMES, MULTI_KEYS, display_name
 from .metrics import binary_metrics, multiclass_metrics, select_threshold
 
 __all__ = [
@@ -60,11 +60,7 @@ __all__ = [
 #: Operating points chosen on validation: name -> rule understood by ``metrics.select_threshold``.
 OPERATING_RULES = {"screening": "recall>=0.99", "max_f1": "max_f1"}
 
-#: ``log T`` search range of ``calibration.fit_temperature`` (T in about [0.018, 54.6]).
-TEMPERATURE_LOG_BOUNDS = _LOG_T_BOUNDS
-
 BINARY_TABLE_KEYS = ("accuracy", "recall", "specificity", "f1", "auroc")
-MULTI_TABLE_KEYS = ("accuracy", "macro_f1", "macro_auroc")
 
 
 # --------------------------------------------------------------------------- members
@@ -200,14 +196,6 @@ def fit_temperatures(members: Mapping[str, Member] | Sequence[Member]) -> dict[s
     return {m.label: fit_temperature(m.val.logits, m.val.y) for m in _as_list(members)}
 
 
-def temperature_at_bound(temperature: float, tol: float = 1e-3) -> bool:
-    """True when ``fit_temperature`` stopped at the edge of its search range (T ~ 0.018 or ~ 54.6):
-    the validation data did not pin T down (e.g. an untrained model, or very few images)."""
-    lo, hi = TEMPERATURE_LOG_BOUNDS
-    log_t = float(np.log(temperature))
-    return log_t <= lo + tol or log_t >= hi - tol
-
-
 def scale_member(member: Member, temperature: float, label: str | None = None) -> Member:
     """The same member with probabilities ``sigmoid/softmax(logits / T)`` on both splits."""
     def scaled(s: SplitArrays) -> SplitArrays:
@@ -243,7 +231,7 @@ def calibration_table(report: Mapping[str, dict], digits: int = 3) -> pd.DataFra
     rows = {}
     for label, entry in report.items():
         row = {"T (val)": round(entry["temperature"], digits),
-               "T at search bound": bool(entry.get("temperature_at_bound", temperature_at_bound(entry["temperature"])))}
+               "T at search bound": bool(entry["temperature_at_bound"])}
         for key in ("ece_10", "ece_15", "mce_15", "brier", "nll"):
             row[f"{key} before"] = round(entry["before"][key], digits)
             row[f"{key} after"] = round(entry["after"][key], digits)
@@ -289,14 +277,14 @@ def member_metrics(member: Member, classes: Sequence[str] | None = None) -> dict
     if classes is None:
         raise ValueError(f"{member.label!r} is multiclass: pass classes=(...) naming its labels")
     m = multiclass_metrics(y, p, classes)
-    return {k: m[k] for k in (*MULTI_TABLE_KEYS, "per_class", "confusion")}
+    return {k: m[k] for k in (*MULTI_KEYS, "per_class", "confusion")}
 
 
 def comparison_table(metrics: Mapping[str, dict], digits: int = 3) -> pd.DataFrame:
     """Rows = models/ensembles, columns = the headline metrics present in ``metrics``."""
     rows = {}
     for label, m in metrics.items():
-        keys = BINARY_TABLE_KEYS if "recall" in m else MULTI_TABLE_KEYS
+        keys = BINARY_TABLE_KEYS if "recall" in m else MULTI_KEYS
         rows[label] = {k: round(float(m[k]), digits) for k in keys}
     return pd.DataFrame(rows).T
 

@@ -47,9 +47,17 @@ ALTERNATIVE_LAYERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _default_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """``(name, module)`` of the model's ``target_layer``, or None when it has none."""
+    layer = getattr(model, "target_layer", None)
+    if layer is None:
+        return None
+    return getattr(model, "target_layer_name", None) or module_name(model, layer), layer
+
+
 def layer_names(model: nn.Module) -> list[str]:
     """Names usable with :func:`get_layer`: the default target layer first, then the alternatives."""
-    default = module_name(model, getattr(model, "target_layer", None)) if getattr(model, "target_layer", None) is not None else None
+    default = (_default_layer(model) or (None,))[0]
     alts = [n for n in ALTERNATIVE_LAYERS.get(getattr(model, "name", ""), ()) if _has(model, n)]
     return ([default] if default else []) + [n for n in alts if n != default]
 
@@ -68,11 +76,11 @@ def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module
     Raises ``ValueError`` listing the suggested names when ``name`` does not exist in ``model``.
     """
     if name is None:
-        layer = getattr(model, "target_layer", None)
-        if layer is None:
+        default = _default_layer(model)
+        if default is None:
             raise ValueError("model has no `target_layer`; pass a layer name, e.g. one of "
                              f"{[n for n, _ in model.named_modules() if n][:8]}")
-        return module_name(model, layer), layer
+        return default
     try:
         return name, model.get_submodule(name)
     except AttributeError:

@@ -153,28 +153,12 @@ def rule_disagreements(p_pneumonia, p_virus_given_pneumonia, threshold: float = 
 
 
 # --------------------------------------------------------------------------- metrics and errors
-def metrics_for_predictions(y_true, y_pred, y_prob, classes: Sequence[str] = CLASSES_3) -> dict:
-    """:func:`multiclass_metrics` for given predictions ``y_pred`` (any rule); AUROC from ``y_prob``.
-
-    Label metrics (accuracy, F1, confusion) are those of ``y_pred``; ``macro_auroc`` ranks ``y_prob``.
-    """
-    y_pred = np.asarray(y_pred).astype(int).ravel()
-    k = len(classes)
-    if y_pred.size and (y_pred.min() < 0 or y_pred.max() >= k):
-        raise ValueError(f"predictions must be in 0..{k - 1}, got {np.unique(y_pred)}")
-    out = multiclass_metrics(y_true, np.eye(k)[y_pred], classes)
-    out["macro_auroc"] = multiclass_metrics(y_true, y_prob, classes)["macro_auroc"]
-    return out
-
-
 def hierarchical_metrics(y_true3, p_pneumonia, p_virus_given_pneumonia, rule: str = "argmax",
                          threshold: float = 0.5) -> dict:
     """Three-class metrics of the two-stage model under ``rule`` (AUROC from the combined probabilities)."""
     probs = combine(p_pneumonia, p_virus_given_pneumonia)
-    if rule == "argmax":
-        return multiclass_metrics(y_true3, probs, CLASSES_3)
-    return metrics_for_predictions(y_true3, predict(p_pneumonia, p_virus_given_pneumonia, rule, threshold),
-                                   probs, CLASSES_3)
+    y_pred = None if rule == "argmax" else predict(p_pneumonia, p_virus_given_pneumonia, rule, threshold)
+    return multiclass_metrics(y_true3, probs, CLASSES_3, y_pred=y_pred)
 
 
 def error_breakdown(y_true3, y_pred3) -> dict:
@@ -271,8 +255,9 @@ def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:
     """Width / height of each image file, read from the file header (no decoding).
 
-    Loaders resize every X-ray to a square, so this shape information survives only as a
-    distortion of the anatomy: a model can learn it.
+    The loaders centre-crop every X-ray to a square (``data._decode``), so the models never see
+    this ratio; a loader that squeezed images instead would keep it as a distortion of the
+    anatomy, a cue a model can learn (notebook 05 measures how it differs by class and split).
     """
     from PIL import Image
 

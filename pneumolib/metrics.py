@@ -256,10 +256,12 @@ def select_threshold(y_true, y_prob, rule: str) -> float:
 # --------------------------------------------------------------------------- #
 # Multiclass task
 # --------------------------------------------------------------------------- #
-def multiclass_metrics(y_true, y_prob, classes: Sequence[str]) -> dict:
+def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> dict:
     """Metrics for the K-class task (e.g. normal / bacteria / virus).
 
-    The prediction is the arg-max class. ``classes[k]`` names label ``k``.
+    The prediction is the arg-max class, unless ``y_pred`` gives the predicted labels of another
+    decision rule (label metrics then follow ``y_pred``; ``macro_auroc`` still ranks ``y_prob``).
+    ``classes[k]`` names label ``k``.
     Macro averages give every class the same weight regardless of its size,
     which matters because the viral class is small. ``macro_auroc`` is the
     one-vs-rest AUROC averaged over classes (NaN if some class is absent).
@@ -288,7 +290,13 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str]) -> dict:
     if y_true.min() < 0 or y_true.max() >= n_classes:
         raise ValueError(f"labels must be in 0..{n_classes - 1}, got values {np.unique(y_true)}")
 
-    y_pred = y_prob.argmax(axis=1)
+    if y_pred is None:
+        y_pred = y_prob.argmax(axis=1)
+    else:
+        y_pred = np.asarray(y_pred).astype(int).ravel()
+        if y_pred.shape != y_true.shape or y_pred.min() < 0 or y_pred.max() >= n_classes:
+            raise ValueError(f"y_pred must hold {y_true.size} labels in 0..{n_classes - 1}, "
+                             f"got shape {y_pred.shape} and values {np.unique(y_pred)}")
     confusion = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(confusion, (y_true, y_pred), 1)
 

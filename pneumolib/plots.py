@@ -535,13 +535,15 @@ def plot_two_stage_rules(p_a, p_b, y_true, classes: Sequence[str] = ("normal", "
     decision boundaries of the sequential rule (``pA = threshold``) and of argmax over the combined
     probabilities (``pA = 1 / (1 + max(pB, 1 - pB))``); the band between them is where the rules differ.
     """
+    from .hierarchical import argmax_normal_cutoff
+
     p_a, p_b, y_true = np.asarray(p_a, float), np.asarray(p_b, float), np.asarray(y_true, int)
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     for k, name in enumerate(classes):
         sel = y_true == k
         ax.scatter(p_a[sel], p_b[sel], s=10, alpha=0.6, color=f"C{k}", label=f"true {name}")
     grid = np.linspace(0, 1, 201)
-    cut = 1 / (1 + np.maximum(grid, 1 - grid))
+    cut = argmax_normal_cutoff(grid)
     ax.plot(cut, grid, color="k", lw=1.5, label="argmax: normal to the left")
     ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"sequential: pA = {threshold:g}")
     ax.fill_betweenx(grid, np.minimum(cut, threshold), np.maximum(cut, threshold), color="grey", alpha=0.2,
