@@ -217,13 +217,20 @@ def summarize_multiclass(records: Sequence[Mapping], classes: Sequence[str] = CL
     return summarize_runs(flat)
 
 
-@torch.no_grad()
-def two_stage_probabilities(model_a, model_b, data: ImageSet, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``(pA, pB)`` for every image of ``data``: Stage B scores normal images too (its ``pB`` is then
-    multiplied by a small ``pA`` in :func:`combine`)."""
+def two_stage_probabilities(run_a, model_b, data: ImageSet, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(pA, pB)`` for every image of the three-class test split ``data``.
+
+    ``pA`` is Stage A's saved test prediction (``run_a``, trained on :func:`stage_a_splits`, which
+    keeps these images in this order), so it is not computed twice. Stage B trained on pneumonia
+    images only; here it scores every image (its ``pB`` is then multiplied by a small ``pA`` in
+    :func:`combine`).
+    """
     from .train import logits_to_proba, predict_logits
 
-    p_a = logits_to_proba(predict_logits(model_a, data, bf16=bf16))
+    p_a = run_a.split_arrays("test")[2]
+    if len(p_a) != len(data):
+        raise ValueError(f"Stage A's run has {len(p_a)} test predictions but the test split has {len(data)} images: "
+                         "train Stage A on stage_a_splits(...) of the same three-class splits")
     p_b = logits_to_proba(predict_logits(model_b, data, bf16=bf16))
     if p_a.ndim != 1 or p_b.ndim != 1:
         raise ValueError("both stages must be binary models with one output (a logit)")
