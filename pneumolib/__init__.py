@@ -1,11 +1,23 @@
 """PneumoLab helper package: data, models, training, metrics, calibration, explainability, plots, report.
 
 The notebooks in ``notebooks/`` tell the story; the logic they use lives here and is tested in ``tests/``.
-Layering (no module imports one above it)::
+One module per concept, in floors; a module imports only modules on lower floors (or earlier on its
+own floor), never one above it (``tests/test_layering.py`` checks this against :data:`LAYERS`)::
 
-    profiles, results, metrics, models        (ground floor)
-    data, train, calibration, explain, report, run
-    plots
+    profiles, results, jsoncheck, metrics, transforms, anchors      settings, files, numbers, references
+    models, schema, data                                            networks, results files, datasets
+    train, audits, calibration                                      training, data audits, calibration
+    evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
+    explain_tools, plots                                            Grad-CAM companions, figures
+    report, run                                                     the PDF and model card, the notebook runner
 """
 
 __version__ = "0.1.0"
+
+#: every module, lowest first: a module may import only the ones before it
+LAYERS = ("profiles", "results", "jsoncheck", "metrics", "transforms", "anchors",
+          "models", "schema", "data",
+          "train", "audits", "calibration",
+          "evaluate", "hierarchical", "ensemble", "explain",
+          "explain_tools", "plots",
+          "report", "run")

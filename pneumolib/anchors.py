@@ -44,3 +44,30 @@ def anchors_table(task: str = "binary") -> pd.DataFrame:
     """Anchors for one task as a table (columns without values are dropped)."""
     df = pd.DataFrame([a for a in ANCHORS if a["task"] == task]).drop(columns="task")
     return df.dropna(axis=1, how="all")
+
+
+OURS = "PneumoLab (this run)"
+
+
+def comparison_table(ours: list[dict], task: str, anchor_data: str | None = None, digits: int = 3) -> pd.DataFrame:
+    """Our rows above the published anchors of ``task``, like for like (same columns, rounded).
+
+    Each row of ``ours`` gives ``model``, ``data``, ``pretraining``, ``threshold``, ``seeds`` and the
+    metrics; ``source`` is filled in. ``anchor_data`` overrides the anchors' data column (e.g. to say
+    that their setting differs).
+    """
+    mine = pd.DataFrame([{"source": OURS, **row} for row in ours]).round(digits)
+    theirs = anchors_table(task)
+    if anchor_data is not None:
+        theirs = theirs.assign(data=anchor_data)
+    return pd.concat([mine, theirs], ignore_index=True).fillna("")
+
+
+def binary_rows(binary: dict) -> list[dict]:
+    """Our rows for :func:`comparison_table` from ``binary.json``: mean over seeds at threshold 0.5."""
+    return [dict(model=e["display_name"], data=binary["meta"]["dataset"],
+                 pretraining="ImageNet" if e["weights"] == "imagenet" else "none", threshold="0.5",
+                 seeds=str(len(e["runs"])), auroc=e["summary"]["at_05"]["auroc"]["mean"],
+                 accuracy=e["summary"]["at_05"]["accuracy"]["mean"], recall=e["summary"]["at_05"]["recall"]["mean"])
+            for e in binary["models"].values()]
+

@@ -1,25 +1,51 @@
-"""Calibration: do the predicted probabilities mean what they say?
+"""Calibration: do the predicted probabilities mean what they say? And where to put the threshold.
 
 A model is calibrated when, among all images it gives "80 % pneumonia",
-about 80 % really have pneumonia. This module measures calibration (ECE,
-MCE, reliability tables, Brier score, negative log-likelihood) and fixes it
-with temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural
-Networks").
+about 80 % really have pneumonia. This module
+
+* measures calibration (ECE, MCE, reliability tables, Brier score, negative
+  log-likelihood) and fixes it with temperature scaling (Guo et al., 2017,
+  "On Calibration of Modern Neural Networks"): :func:`fit_temperature`,
+  :func:`apply_temperature`, plus :func:`logit` and :func:`ensemble_probabilities`
+  for deep ensembles;
+* does the same for many models at once, on *members* (anything with ``.label``,
+  ``.val`` and ``.test`` holding ``y``, ``logits`` and ``probs``, such as
+  :class:`pneumolib.ensemble.Member`): :func:`fit_temperatures` fits one
+  temperature per member on its **validation** split only (it never reads
+  ``member.test``); :func:`calibration_report` measures the test set before and
+  after; :func:`calibration_table`, :func:`reliability_pairs` and
+  :func:`calibration_results` shape the report for tables, figures and the
+  results file;
+* picks operating points on **validation** data only (:func:`choose_thresholds`:
+  screening = recall >= 0.99, assisted diagnosis = maximum F1) and reports their
+  test metrics next to threshold 0.5 (:func:`operating_points`);
+* builds the content of ``results/<profile>/calibration.json``
+  (:func:`calibration_file`; notebook 07 writes it with
+  ``schema.write_results``).
 
 Conventions: binary probabilities are a 1-D array of P(pneumonia) with labels
 0/1; multiclass probabilities are an (N, K) array with labels 0..K-1.
 
-Ground floor module: it imports nothing from ``pneumolib``.
+Imports from ``pneumolib`` only :mod:`pneumolib.metrics` and
+:mod:`pneumolib.profiles`; :mod:`pneumolib.ensemble` builds on this module,
+never the reverse.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logsumexp, softmax
+
+from .metrics import binary_metrics, select_threshold
+from .profiles import Profile, profile_hash
+
+if TYPE_CHECKING:  # annotations only: ensemble imports this module, so importing it at run time would be a cycle
+    from .ensemble import Member
 
 __all__ = [
     "expected_calibration_error",
@@ -33,7 +59,22 @@ __all__ = [
     "apply_temperature",
     "logit",
     "ensemble_probabilities",
+    "fit_temperatures",
+    "scale_member",
+    "calibration_report",
+    "calibration_table",
+    "reliability_pairs",
+    "calibration_results",
+    "OPERATING_RULES",
+    "choose_thresholds",
+    "operating_points",
+    "operating_point_table",
+    "describe_operating_point",
+    "calibration_file",
 ]
+
+#: Operating points chosen on validation: name -> rule understood by ``metrics.select_threshold``.
+OPERATING_RULES = {"screening": "recall>=0.99", "max_f1": "max_f1"}
 
 # Temperature search range for fit_temperature: T in [exp(-4), exp(4)] ~ [0.018, 54.6].
 _LOG_T_BOUNDS = (-4.0, 4.0)
@@ -302,3 +343,178 @@ def ensemble_probabilities(prob_arrays: Sequence) -> np.ndarray:
     if len(set(shapes)) != 1:
         raise ValueError(f"all ensemble members must have the same shape, got {shapes}")
     return np.mean(np.stack(arrays), axis=0)
+
+
+# --------------------------------------------------------------------------- #
+# Many models at once: members (see pneumolib.ensemble.Member)
+# --------------------------------------------------------------------------- #
+def _as_list(members: Mapping[str, Member] | Sequence[Member]) -> list[Member]:
+    return list(members.values()) if isinstance(members, Mapping) else list(members)
+
+
+def fit_temperatures(members: Mapping[str, Member] | Sequence[Member]) -> dict[str, float]:
+    """One temperature per member, fitted on its VALIDATION logits only.
+
+    ``member.test`` is never read here, so test data cannot leak into the fit.
+    """
+    return {m.label: fit_temperature(m.val.logits, m.val.y) for m in _as_list(members)}
+
+
+def scale_member(member: Member, temperature: float, label: str | None = None) -> Member:
+    """The same member with probabilities ``sigmoid/softmax(logits / T)`` on both splits."""
+    def scaled(s):
+        return replace(s, logits=s.logits / temperature, probs=apply_temperature(s.logits, temperature))
+
+    return replace(member, label=label or member.label, val=scaled(member.val), test=scaled(member.test))
+
+
+def calibration_report(members: Mapping[str, Member] | Sequence[Member],
+                       temperatures: Mapping[str, float]) -> dict[str, dict]:
+    """Test-set calibration of every member before and after its (validation-fitted) temperature.
+
+    Returns ``{label: {"before": calibration_summary, "after": calibration_summary,
+    "temperature": T}}`` (plus ``"members"`` for ensembles); summaries hold ``ece_10, ece_15,
+    mce_15, brier, nll``.
+    """
+    report = {}
+    for m in _as_list(members):
+        if m.label not in temperatures:
+            raise KeyError(f"no temperature for {m.label!r}: fit it with fit_temperatures(...) on validation")
+        t = float(temperatures[m.label])
+        entry = {"before": calibration_summary(m.test.y, m.test.probs),
+                 "after": calibration_summary(m.test.y, apply_temperature(m.test.logits, t)),
+                 "temperature": t, "temperature_at_bound": temperature_at_bound(t)}
+        if getattr(m, "members", ()):  # an ensemble: the labels of its averaged models
+            entry["members"] = list(m.members)
+        report[m.label] = entry
+    return report
+
+
+def calibration_table(report: Mapping[str, dict], digits: int = 3) -> pd.DataFrame:
+    """One row per model: T, then ECE (10 / 15 bins), MCE, Brier and NLL before -> after."""
+    rows = {}
+    for label, entry in report.items():
+        row = {"T (val)": round(entry["temperature"], digits),
+               "T at search bound": bool(entry["temperature_at_bound"])}
+        for key in ("ece_10", "ece_15", "mce_15", "brier", "nll"):
+            row[f"{key} before"] = round(entry["before"][key], digits)
+            row[f"{key} after"] = round(entry["after"][key], digits)
+        rows[label] = row
+    return pd.DataFrame(rows).T
+
+
+def reliability_pairs(members: Sequence[Member], temperatures: Mapping[str, float],
+                      n_bins: int = 15) -> dict[str, pd.DataFrame]:
+    """Test reliability tables before and after temperature scaling, for ``plot_reliability``."""
+    tables = {}
+    for m in members:
+        t = temperatures[m.label]
+        tables[f"{m.label}: before"] = reliability_table(m.test.y, m.test.probs, n_bins)
+        tables[f"{m.label}: after (T = {t:.2f})"] = reliability_table(m.test.y, apply_temperature(m.test.logits, t),
+                                                                      n_bins)
+    return tables
+
+
+def calibration_results(report: Mapping[str, dict], ensembles: Mapping[str, Member], primary: str) -> dict:
+    """Shape a :func:`calibration_report` for the results file.
+
+    ``{"members": {label: entry}, "ensemble": entry of ensembles[primary] (with "label" and
+    "members"), "other_ensembles": {arm: entry}}``.
+    """
+    if primary not in ensembles:
+        raise KeyError(f"primary ensemble {primary!r} not among {sorted(ensembles)}")
+    ens_labels = {e.label for e in ensembles.values()}
+    return {"members": {k: v for k, v in report.items() if k not in ens_labels},
+            "ensemble": {"label": ensembles[primary].label, **report[ensembles[primary].label]},
+            "other_ensembles": {arm: {"label": e.label, **report[e.label]}
+                                for arm, e in ensembles.items() if arm != primary}}
+
+
+# --------------------------------------------------------------------------- #
+# Operating points
+# --------------------------------------------------------------------------- #
+def choose_thresholds(y_val, p_val, rules: Mapping[str, str] = OPERATING_RULES) -> dict[str, float]:
+    """Thresholds chosen on VALIDATION data only: ``{name: threshold}`` for each rule.
+
+    There is deliberately no test input: whatever you report on test was fixed before looking at it.
+    """
+    return {name: select_threshold(y_val, p_val, rule) for name, rule in rules.items()}
+
+
+def operating_points(y_val, p_val, y_test, p_test, rules: Mapping[str, str] = OPERATING_RULES) -> dict:
+    """Test metrics at 0.5 and at every validation-chosen threshold.
+
+    Returns ``{"0.5": entry, name: entry, ...}`` with ``entry = {"threshold", "rule",
+    "chosen_on", "val_recall", "val_specificity", "test": binary_metrics}``.
+    """
+    chosen = choose_thresholds(y_val, p_val, rules)
+    points = {"0.5": (0.5, "fixed", "fixed (not chosen)")}
+    points |= {name: (t, rules[name], "validation") for name, t in chosen.items()}
+    out = {}
+    for name, (t, rule, how) in points.items():
+        val = binary_metrics(y_val, p_val, t)
+        out[name] = {"threshold": float(t), "rule": rule, "chosen_on": how, "val_recall": val["recall"],
+                     "val_specificity": val["specificity"], "test": binary_metrics(y_test, p_test, t)}
+    return out
+
+
+def operating_point_table(points: Mapping[str, dict], digits: int = 3) -> pd.DataFrame:
+    """One row per operating point: threshold, validation recall, test metrics and error counts."""
+    rows = {}
+    for name, e in points.items():
+        t = e["test"]
+        rows[name] = {"rule": e["rule"], "threshold": round(e["threshold"], digits),
+                      "val recall": round(e["val_recall"], digits),
+                      **{f"test {k}": round(t[k], digits) for k in ("recall", "specificity", "precision", "f1")},
+                      "missed pneumonia (FN)": t["fn"], "healthy flagged (FP)": t["fp"]}
+    return pd.DataFrame(rows).T
+
+
+def describe_operating_point(name: str, entry: Mapping) -> str:
+    """One sentence, every number from ``entry``: misses out of the pneumonia cases, flags out of
+    the normal children, on the test set."""
+    t = entry["test"]
+    n_pos, n_neg = t["tp"] + t["fn"], t["tn"] + t["fp"]
+    chosen = "fixed" if entry["chosen_on"].startswith("fixed") else f"chosen on validation by {entry['rule']}"
+    return (f"{name} (threshold {entry['threshold']:.3f}, {chosen}): misses {t['fn']} of {n_pos} children "
+            f"with pneumonia ({t['fn'] / max(n_pos, 1):.1%}) and flags {t['fp']} of {n_neg} healthy "
+            f"children ({t['fp'] / max(n_neg, 1):.1%}) on the test set.")
+
+
+# --------------------------------------------------------------------------- #
+# The results file
+# --------------------------------------------------------------------------- #
+def calibration_file(profile: Profile, report: Mapping[str, dict], ensembles: Mapping[str, Member],
+                     points: Mapping[str, dict], comparison: Mapping[str, dict], target: Mapping[str, Any],
+                     report3: Mapping[str, dict] | None = None, ensembles3: Mapping[str, Member] | None = None,
+                     comparison3: Mapping[str, dict] | None = None, skipped3: str | None = None,
+                     primary: str = "transfer") -> dict:
+    """Content of ``results/<profile>/calibration.json`` (without ``schema_version``, which
+    ``schema.write_results`` adds): see :class:`pneumolib.schema.CalibrationResults`.
+
+    ``report``/``ensembles``/``comparison``: the binary :func:`calibration_report`, ensembles
+    ``{arm: Member}`` and test metrics ``{label: member_metrics}``; ``points``: the
+    :func:`operating_points` of the temperature-scaled ``ensembles[primary]``; ``target``: where
+    its ECE stands against the profile's target. ``report3``/``ensembles3``/``comparison3``: the
+    same for three classes, or ``skipped3`` = why that part was skipped.
+    """
+    if skipped3 is None and any(x is None for x in (report3, ensembles3, comparison3)):
+        raise ValueError("pass report3, ensembles3 and comparison3 for the three-class part, or skipped3 (why not)")
+    ens = ensembles[primary]
+    return {
+        "meta": {"profile": profile.name, "profile_hash": profile_hash(profile), "ece_bins": [10, 15],
+                 "mce_bins": 15, "temperature_fitted_on": "validation", "thresholds_chosen_on": "validation",
+                 "binary_data": f"PneumoniaMNIST {profile.mnist_size} px",
+                 "three_class_data": None if skipped3 else f"Kermany {profile.kermany_size} px",
+                 "seeds": list(profile.seeds)},
+        "binary": calibration_results(report, ensembles, primary=primary),
+        "three_class": ({"skipped": skipped3} if skipped3 else
+                        calibration_results(report3, ensembles3, primary=primary)),
+        "operating_points": {"ensemble": ens.label, "temperature": report[ens.label]["temperature"],
+                             "thresholds": dict(points),
+                             "test_counts": {"pneumonia": int(ens.test.y.sum()),
+                                             "normal": int((ens.test.y == 0).sum())}},
+        "ensemble_vs_members": {"binary": dict(comparison),
+                                "three_class": dict(comparison3) if skipped3 is None else {"skipped": skipped3}},
+        "target": dict(target),
+    }

@@ -263,6 +263,16 @@ def kermany_available(root: str | os.PathLike | None = None) -> bool:
         return False
 
 
+def require_kermany(notebook: str, root: str | os.PathLike | None = None) -> Path:
+    """The Kermany folder, or a :class:`DataNotFoundError` saying where to get it and where to put it."""
+    if not kermany_available(root):
+        raise DataNotFoundError(
+            f"Notebook {notebook} needs the Kermany 'Chest X-Ray Images (Pneumonia)' folder. Download it from "
+            f"{KERMANY_URL}, unpack it so that ${DATA_ENV}/kermany/chest_xray/train/NORMAL/*.jpeg exists, set "
+            f"{DATA_ENV} to that data folder and rerun. (Notebooks 01-04 and 07-08 run on PneumoniaMNIST alone.)")
+    return kermany_dir(root)
+
+
 def scan_kermany(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per image: split, folder, filename, path, label, label3, patient_id.
 
@@ -396,45 +406,3 @@ def full_manifest(root=None) -> pd.DataFrame | None:
     df = pd.read_csv(path)
     parsed = [parse_kermany_filename(f) for f in df["filename"]]
     return df.assign(label3=[p.label3 for p in parsed], patient_id=[p.patient_id for p in parsed])
-
-
-def overlap_report(df: pd.DataFrame, hash_column: str = "sha256") -> dict:
-    """Patient ids and byte-identical files shared between the official train and test folders.
-
-    ``df`` needs ``split``, ``patient_id`` and ``hash_column``. Duplicates *within* a split are
-    counted too (the dataset ships byte-identical files under two names).
-    """
-    tr, te = df[df["split"] == "train"], df[df["split"] == "test"]
-    shared_patients = sorted(set(tr["patient_id"]) & set(te["patient_id"]))
-    shared_hashes = set(tr[hash_column]) & set(te[hash_column])
-    dup_groups = df.groupby(hash_column)["filename"].count()
-    return {
-        "images": {s: int((df["split"] == s).sum()) for s in SPLITS},
-        "patients": {s: int(df.loc[df["split"] == s, "patient_id"].nunique()) for s in SPLITS},
-        "shared_patient_ids_train_test": len(shared_patients),
-        "test_images_of_shared_patients": int(te["patient_id"].isin(shared_patients).sum()),
-        "duplicate_files_train_test": len(shared_hashes),
-        "duplicate_pairs_any_split": int((dup_groups[dup_groups > 1] - 1).sum()),
-        "shared_patient_examples": shared_patients[:5],
-    }
-
-
-def hash_present_files(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
-    """Add a ``sha256`` column with the hash of each present file's bytes."""
-    from tqdm.auto import tqdm
-
-    hashes = [file_sha256(p) for p in tqdm(df["path"], desc="hashing", disable=not progress, mininterval=1)]
-    return df.assign(sha256=hashes)
-
-
-def coverage(df: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame:
-    """Images present vs listed in the full manifest, by split and three-class label."""
-    present = df.groupby(["split", "label3"]).size().rename("present")
-    if manifest is None:
-        table = present.to_frame()
-    else:
-        listed = manifest.groupby(["split", "label3"]).size().rename("full_dataset")
-        table = pd.concat([present, listed], axis=1).fillna(0).astype(int)
-        table["share"] = (table["present"] / table["full_dataset"]).round(3)
-    table.index = table.index.set_levels([table.index.levels[0], [CLASSES_3[i] for i in table.index.levels[1]]])
-    return table

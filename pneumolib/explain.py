@@ -31,6 +31,11 @@ removed and the model's train/eval mode restored in a ``finally`` block.
 Sanity check (Adebayo et al., 2018, "Sanity Checks for Saliency Maps"): see
 :func:`randomize_layers` and :func:`sanity_check`.
 
+Layers by name: :func:`get_layer` (the one lookup of a model's Grad-CAM layer, default its
+``target_layer``), :func:`layer_names` (the default plus :data:`ALTERNATIVE_LAYERS`, finer
+ones worth trying) and :func:`module_name`. Reporting helpers built on this module (layer
+sizes, border mass, example picking, the results file) live in :mod:`pneumolib.explain_tools`.
+
 Ground rule: imports only torch, numpy and :mod:`pneumolib.models` at module level;
 :func:`sanity_check` imports pandas and scipy and :func:`cam_overlay` matplotlib (only when
 given a colormap name) when called.
@@ -49,6 +54,10 @@ from torch import nn
 from .models import SimpleCNN
 
 __all__ = [
+    "ALTERNATIVE_LAYERS",
+    "module_name",
+    "layer_names",
+    "get_layer",
     "grad_cam",
     "feature_map_size",
     "cam_overlay",
@@ -57,6 +66,61 @@ __all__ = [
     "sanity_check",
     "outcome_indices",
 ]
+
+
+# --------------------------------------------------------------------------- layers by name
+
+
+#: Finer (earlier) layers worth trying when the default target layer's map is tiny.
+#: Names are ``model.named_modules()`` paths of a :class:`~pneumolib.models.Classifier`.
+ALTERNATIVE_LAYERS: dict[str, tuple[str, ...]] = {
+    "simple_cnn": (),
+    "resnet18": ("backbone.layer3",),
+    "densenet121": ("backbone.features.denseblock3", "backbone.features.denseblock2"),
+}
+
+
+def module_name(model: nn.Module, layer: nn.Module) -> str:
+    """Dotted name of ``layer`` inside ``model`` (e.g. ``backbone.layer4``)."""
+    for name, m in model.named_modules(remove_duplicate=False):
+        if m is layer:
+            return name
+    raise ValueError("layer is not a submodule of model")
+
+
+def _has(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+        return True
+    except AttributeError:
+        return False
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names usable with :func:`get_layer`: the default target layer first, then the alternatives."""
+    default = get_layer(model)[0] if getattr(model, "target_layer", None) is not None else None
+    alts = [n for n in ALTERNATIVE_LAYERS.get(getattr(model, "name", ""), ()) if _has(model, n)]
+    return ([default] if default else []) + [n for n in alts if n != default]
+
+
+def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
+    """``(name, module)`` of the layer called ``name`` (default: the model's ``target_layer``).
+
+    Raises ``ValueError`` listing the suggested names when ``name`` does not exist in ``model``,
+    or when ``name`` is None and the model has no ``target_layer``.
+    """
+    if name is None:
+        layer = getattr(model, "target_layer", None)
+        if layer is None:
+            raise ValueError("model has no `target_layer`; pass a layer (or its name), e.g. one of "
+                             f"{[n for n, _ in model.named_modules() if n][:8]}")
+        return getattr(model, "target_layer_name", None) or module_name(model, layer), layer
+    try:
+        return name, model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"{type(model).__name__} {getattr(model, 'name', '')!r} has no layer {name!r}; "
+                         f"suggested layers: {layer_names(model)} "
+                         "(any name from model.named_modules() works)") from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -75,12 +139,8 @@ def _as_batch(images) -> torch.Tensor:
 
 
 def _target_layer(model: nn.Module, layer: nn.Module | None) -> nn.Module:
-    if layer is not None:
-        return layer
-    layer = getattr(model, "target_layer", None)
-    if layer is None:
-        raise ValueError("model has no `target_layer` attribute; pass `layer=` explicitly")
-    return layer
+    """``layer``, or the model's default target layer (:func:`get_layer`) when it is None."""
+    return layer if layer is not None else get_layer(model)[1]
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -300,14 +360,6 @@ def randomize_layers(model: nn.Module, n_top: int, seed: int = 0) -> nn.Module:
             for m in modules:
                 _reinit(m)
     return clone
-
-
-def module_name(model: nn.Module, layer: nn.Module) -> str:
-    """Dotted name of ``layer`` inside ``model`` (e.g. ``backbone.layer4``)."""
-    for name, m in model.named_modules(remove_duplicate=False):
-        if m is layer:
-            return name
-    raise ValueError("layer is not a submodule of model")
 
 
 def sanity_check(model: nn.Module, images, n_tops: Sequence[int] | None = None, target_class=None,

@@ -28,9 +28,7 @@ certain) to 2/3 (Stage B undecided). An undecided Stage B therefore pulls argmax
 (Stage A: no Stage B can repair a pneumonia image sent to "normal") and those of the subtype
 (Stage B: pneumonia detected, wrong subtype).
 
-The module also holds the small audits notebook 05 runs on the train/test shift of the Kermany
-folder: per-image intensity statistics, aspect ratios of the source files, and a
-two-sample comparison table.
+:func:`hierarchical_results` gathers notebook 06's comparison into the ``hierarchical.json`` entry.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ import torch
 
 from .data import CLASSES_3, CLASSES_BINARY, ImageSet
 from .metrics import multiclass_metrics, summarize_runs
+from .train import logits_to_proba, predict_logits
 
 CLASSES_STAGE_A = CLASSES_BINARY  # ("normal", "pneumonia")
 CLASSES_STAGE_B = ("bacteria", "virus")
@@ -225,8 +224,6 @@ def two_stage_probabilities(run_a, model_b, data: ImageSet, bf16: bool = False) 
     images only; here it scores every image (its ``pB`` is then multiplied by a small ``pA`` in
     :func:`combine`).
     """
-    from .train import logits_to_proba, predict_logits
-
     p_a = run_a.split_arrays("test")[2]
     if len(p_a) != len(data):
         raise ValueError(f"Stage A's run has {len(p_a)} test predictions but the test split has {len(data)} images: "
@@ -237,63 +234,42 @@ def two_stage_probabilities(run_a, model_b, data: ImageSet, bf16: bool = False) 
     return p_a, p_b
 
 
-# --------------------------------------------------------------------------- train/test shift audit
-def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
-    """Per-image ``mean`` intensity, ``std`` (contrast), ``border`` and ``centre`` mean, in [0, 1].
+def _mean_std(summary: Mapping[str, Mapping]) -> dict:
+    return {k: {"mean": v["mean"], "std": v["std"]} for k, v in summary.items()}
 
-    ``border`` is the mean of the outer frame ``border_fraction`` of the side wide (dark borders and
-    collimation show up there); ``centre`` the mean of the rest. ``images``: ``(N, H, W)`` uint8.
+
+def _summary_entry(summary: Mapping[str, Mapping], classes: Sequence[str] = CLASSES_3) -> dict:
+    """A :func:`summarize_multiclass` result as stored: three headline metrics and per-class F1."""
+    return _mean_std({k: summary[k] for k in ("accuracy", "macro_f1", "macro_auroc")}) | {
+        "per_class_f1": _mean_std({c: summary[f"f1_{c}"] for c in classes})}
+
+
+def _error_summary(errors: pd.DataFrame, model: str) -> dict:
+    rows = errors[errors["model"] == model]
+    keys = ["stage_a", "stage_b", "total_errors", "missed_pneumonia", "false_pneumonia"]
+    return {k: float(rows[k].mean()) for k in keys} | {"per_seed": rows[["seed", *keys]].to_dict(orient="records")}
+
+
+def hierarchical_results(meta: dict, architecture: str, rule: str, stage_loss: str, summary: Mapping[str, Mapping],
+                         disagreements: Mapping[int, int], errors: pd.DataFrame,
+                         stage_alone: Mapping[str, Mapping]) -> dict:
+    """Notebook 06's ``hierarchical.json``: flat vs two-stage (both rules), error sources, each stage alone.
+
+    ``summary`` maps "flat", "two-stage (argmax)" and "two-stage (sequential)" to
+    :func:`summarize_multiclass` results; ``errors`` has one row per (seed, model) with the columns of
+    :func:`error_sources`; ``stage_alone`` maps "Stage A..." and "Stage B..." to binary summaries.
     """
-    x = torch.as_tensor(np.asarray(images))
-    if x.ndim != 3:
-        raise ValueError(f"images must be (N, H, W), got shape {tuple(x.shape)}")
-    if not 0 < border_fraction < 0.5:
-        raise ValueError(f"border_fraction must be in (0, 0.5), got {border_fraction}")
-    x = x.double() / 255 if not torch.is_floating_point(x) else x.double()
-    h, w = x.shape[1:]
-    bh, bw = max(1, round(h * border_fraction)), max(1, round(w * border_fraction))
-    mask = torch.ones(h, w, dtype=torch.bool)
-    mask[bh:h - bh, bw:w - bw] = False
-    flat = x.flatten(1)
-    return pd.DataFrame({"mean": flat.mean(1).numpy(), "std": flat.std(1, unbiased=False).numpy(),
-                         "border": x[:, mask].mean(1).numpy(), "centre": x[:, ~mask].mean(1).numpy()})
+    stage_a, stage_b = (next(v for k, v in stage_alone.items() if k.startswith(s)) for s in ("Stage A", "Stage B"))
+    return {
+        "meta": meta, "architecture": architecture,
+        "rule": f"{rule}: argmax of [1-pA, pA(1-pB), pA*pB]; the sequential rule (pA >= 0.5, then pB >= 0.5) "
+                "is stored under 'sequential'",
+        "stage_loss": stage_loss,
+        "flat": _summary_entry(summary["flat"]), "hierarchical": _summary_entry(summary[f"two-stage ({rule})"]),
+        "sequential": _summary_entry(summary["two-stage (sequential)"]),
+        "rule_disagreements": {str(s): int(n) for s, n in disagreements.items()},
+        "error_sources": _error_summary(errors, f"two-stage ({rule})") | {"rule": rule},
+        "error_sources_flat": _error_summary(errors, "flat"),
+        "stage_a_alone": _mean_std(stage_a), "stage_b_alone": _mean_std(stage_b),
+    }
 
-
-def aspect_ratios(paths: Sequence[str]) -> np.ndarray:
-    """Width / height of each image file, read from the file header (no decoding).
-
-    The loaders centre-crop every X-ray to a square (``data._decode``), so the models never see
-    this ratio; a loader that squeezed images instead would keep it as a distortion of the
-    anatomy, a cue a model can learn (notebook 05 measures how it differs by class and split).
-    """
-    from PIL import Image
-
-    out = np.empty(len(paths))
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(p) as im:
-                w, h = im.size
-        except OSError as err:
-            raise ValueError(f"{p}: cannot read image header ({err})") from err
-        out[i] = w / h
-    return out
-
-
-def compare_distributions(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
-    """One row per shared column: means, difference, Cohen's d (pooled SD) and the two-sample KS test."""
-    from scipy.stats import ks_2samp
-
-    cols = [c for c in a.columns if c in b.columns]
-    if not cols:
-        raise ValueError("the two tables share no column to compare")
-    rows = {}
-    for c in cols:
-        x, y = a[c].to_numpy(float), b[c].to_numpy(float)
-        if len(x) < 2 or len(y) < 2:
-            raise ValueError(f"column {c!r}: need at least 2 values per group, got {len(x)} and {len(y)}")
-        pooled = np.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
-        ks = ks_2samp(x, y)
-        rows[c] = {f"mean {names[0]}": x.mean(), f"mean {names[1]}": y.mean(), "difference": y.mean() - x.mean(),
-                   "cohen_d": (y.mean() - x.mean()) / pooled if pooled > 0 else float("nan"),
-                   "ks_statistic": float(ks.statistic), "ks_p": float(ks.pvalue)}
-    return pd.DataFrame(rows).T

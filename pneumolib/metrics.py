@@ -36,6 +36,11 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 # Small helpers
 # --------------------------------------------------------------------------- #
+#: the binary metrics summarised over seeds in results tables, and the three-class ones
+BINARY_KEYS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "average_precision")
+MULTI_KEYS = ("accuracy", "macro_f1", "macro_auroc")
+
+
 def _safe_divide(numerator: float, denominator: float) -> float:
     """Return numerator / denominator, or 0.0 when the denominator is 0.
 
@@ -64,14 +69,14 @@ def _check_binary(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
     return y_true.astype(int), y_prob
 
 
-def _auroc_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
+def auroc_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """ROC AUC, or NaN when only one class is present (AUROC is undefined then)."""
     if np.unique(y_true).size < 2:
         return float("nan")
     return float(roc_auc_score(y_true, y_score))
 
 
-def _macro_auroc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+def macro_auroc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     """One-vs-rest AUROC averaged over the ``y_prob.shape[1]`` classes, or NaN when a class is absent."""
     n_classes = y_prob.shape[1]
     if np.unique(y_true).size < n_classes:
@@ -79,7 +84,7 @@ def _macro_auroc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     return float(roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=list(range(n_classes))))
 
 
-def _average_precision_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
+def average_precision_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Average precision, or NaN when only one class is present."""
     if np.unique(y_true).size < 2:
         return float("nan")
@@ -117,8 +122,8 @@ def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
         "recall": _safe_divide(tp, tp + fn),  # sensitivity: pneumonia cases caught
         "specificity": _safe_divide(tn, tn + fp),  # normals correctly cleared
         "f1": _safe_divide(2 * tp, 2 * tp + fp + fn),  # harmonic mean of precision/recall
-        "auroc": _auroc_or_nan(y_true, y_prob),
-        "average_precision": _average_precision_or_nan(y_true, y_prob),
+        "auroc": auroc_or_nan(y_true, y_prob),
+        "average_precision": average_precision_or_nan(y_true, y_prob),
         "tp": tp,
         "tn": tn,
         "fp": fp,
@@ -128,7 +133,7 @@ def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
     }
 
 
-def _fast_bootstrap_auroc(y_boot: np.ndarray, p_boot: np.ndarray) -> np.ndarray:
+def fast_bootstrap_auroc(y_boot: np.ndarray, p_boot: np.ndarray) -> np.ndarray:
     """AUROC of every row of (B, n) resampled labels/scores at once.
 
     Uses the Mann-Whitney identity AUROC = (R_pos - n_pos (n_pos + 1) / 2) /
@@ -182,7 +187,7 @@ def bootstrap_ci(
     idx = rng.integers(0, y_true.shape[0], size=(n_boot, y_true.shape[0]))
 
     if metric is roc_auc_score and y_prob.ndim == 1 and np.isin(y_true, (0, 1)).all():
-        stats = _fast_bootstrap_auroc(y_true[idx].astype(int), y_prob[idx])
+        stats = fast_bootstrap_auroc(y_true[idx].astype(int), y_prob[idx])
     else:
         stats = np.full(n_boot, np.nan)
         for b in range(n_boot):
@@ -315,7 +320,7 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> d
             "support": int(confusion[k, :].sum()),
         }
 
-    macro_auroc = _macro_auroc_or_nan(y_true, y_prob)
+    macro_auroc = macro_auroc_or_nan(y_true, y_prob)
 
     row_totals = confusion.sum(axis=1, keepdims=True)
     normalized = np.divide(

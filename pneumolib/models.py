@@ -24,6 +24,12 @@ from torch import nn
 from .transforms import InputAdapter
 
 MODEL_NAMES = ("simple_cnn", "resnet18", "densenet121")
+DISPLAY_NAMES = {"simple_cnn": "Custom CNN", "resnet18": "ResNet18", "densenet121": "DenseNet121"}
+
+
+def display_name(model_name: str, weights: str) -> str:
+    """Name of a model in tables and figures, e.g. ``"ResNet18 (scratch)"``."""
+    return f"{DISPLAY_NAMES.get(model_name, model_name)} ({weights})"
 
 
 class WeightsUnavailableError(RuntimeError):

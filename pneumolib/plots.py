@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,9 +23,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
+from .explain import cam_overlay
+from .hierarchical import argmax_normal_cutoff
 from .profiles import Profile
-from .results import _atomic_write_bytes, figures_dir
+from .results import atomic_write_bytes, figures_dir
 from .transforms import Augment
 
 DPI = 150
@@ -41,7 +45,7 @@ def save_figure(fig: Figure, profile: str | Profile, name: str) -> Path:
     path = figures_dir(profile_name) / f"{name}.png"
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -241,7 +245,6 @@ def plot_roc_pr(y_true, y_prob, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9), named: dic
 
     ``named`` adds labelled points, e.g. ``{"screening (val)": 0.12, "max F1 (val)": 0.41}``.
     """
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     fpr, tpr, _ = roc_curve(y_true, y_prob)
@@ -330,7 +333,6 @@ def plot_reliability(tables: Mapping, title: str = "", ncols: int = 3) -> Figure
     fall in each bin (empty bins show nothing). Binary confidences are ``max(p, 1 - p) >= 0.5``;
     when every panel's bins lie above 0.5 the x axis starts at 0.5.
     """
-    import textwrap
 
     if not tables:
         raise ValueError("plot_reliability needs at least one reliability table")
@@ -392,7 +394,6 @@ def plot_gradcam_grid(images, cams: Mapping, row_labels: Sequence[str] | None = 
     ``row_labels``: one label per row, written left of it. ``notes``: optional ``{column title:
     [one short text per row]}`` written under each overlay (e.g. that model's probability).
     """
-    from .explain import cam_overlay
 
     ims = _as_image_list(images)
     if not cams:
@@ -478,7 +479,7 @@ def plot_distribution_shift(groups: Mapping, columns: Sequence[str] | None = Non
     """One panel per statistic, overlaid density histograms of each group.
 
     ``groups`` maps a label (e.g. ``"normal train"``) to a DataFrame with one row per image (e.g.
-    from :func:`pneumolib.hierarchical.image_statistics`); ``columns`` picks the statistics
+    from :func:`pneumolib.audits.image_statistics`); ``columns`` picks the statistics
     (default: all columns of the first group). Each group's mean is marked with a dashed line.
     """
     if not groups:
@@ -535,7 +536,6 @@ def plot_two_stage_rules(p_a, p_b, y_true, classes: Sequence[str] = ("normal", "
     decision boundaries of the sequential rule (``pA = threshold``) and of argmax over the combined
     probabilities (``pA = 1 / (1 + max(pB, 1 - pB))``); the band between them is where the rules differ.
     """
-    from .hierarchical import argmax_normal_cutoff
 
     p_a, p_b, y_true = np.asarray(p_a, float), np.asarray(p_b, float), np.asarray(y_true, int)
     fig, ax = plt.subplots(figsize=(5.6, 4.4))

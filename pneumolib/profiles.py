@@ -110,7 +110,15 @@ def get_profile(name: str | Profile) -> Profile:
         ) from None
 
 
-def profile_hash(profile: str | Profile) -> str:
+def require_profile(profile: Profile) -> Profile:
+    """``profile`` itself; a name is refused, because the profile is resolved once, at the entry point."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"expected a Profile, got {profile!r}: resolve the name once with "
+                        f"pneumolib.profiles.get_profile({profile!r}) and pass the Profile on.")
+    return profile
+
+
+def profile_hash(profile: Profile) -> str:
     """Short, stable hash of a profile's settings; stored with every result it produced."""
-    payload = json.dumps(get_profile(profile).to_dict(), sort_keys=True)
+    payload = json.dumps(require_profile(profile).to_dict(), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]

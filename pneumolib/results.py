@@ -57,7 +57,7 @@ def figures_dir(profile: str) -> Path:
     return path
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -72,13 +72,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -90,8 +90,8 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as pretty JSON, atomically (numpy types and NaN handled)."""
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False)
-    _atomic_write_bytes(Path(path), (text + "\n").encode())
+    text = json.dumps(jsonable(obj), indent=2, sort_keys=False)
+    atomic_write_bytes(Path(path), (text + "\n").encode())
     return Path(path)
 
 
@@ -110,7 +110,7 @@ def update_json(path: Path, key: str, value: Any) -> dict:
 
 
 def write_text(path: Path, text: str) -> Path:
-    _atomic_write_bytes(Path(path), text.encode())
+    atomic_write_bytes(Path(path), text.encode())
     return Path(path)
 
 
@@ -120,7 +120,7 @@ def save_checkpoint(path: Path, obj: dict) -> Path:
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    _atomic_write_bytes(Path(path), buffer.getvalue())
+    atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
 
 
@@ -129,3 +129,11 @@ def load_checkpoint(path: Path) -> dict:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def modify_json(path: Path, transform) -> dict:
+    """Replace the JSON object at ``path`` (``{}`` if absent) by ``transform(old)``, atomically; return it."""
+    path = Path(path)
+    data = transform(read_json(path) if path.exists() else {})
+    write_json(path, data)
+    return data

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .profiles import DEFAULT_PROFILE, PROFILES, profile_hash
+from .data import DATA_ENV, data_root, kermany_available
+from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
+from .schema import FILES as RESULTS_FILES
 from .results import build_dir, project_root, read_json, results_dir, update_json
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -101,8 +103,6 @@ def select_notebooks(notebooks: list[Notebook], only: list[str] | None = None,
 def skip_reason(nb: Notebook) -> str | None:
     """Why ``nb`` cannot run on this machine, or None if it can."""
     if nb.needs_kermany:
-        from .data import DATA_ENV, data_root, kermany_available
-
         if not kermany_available():
             where = data_root(must_exist=False) / "kermany" / "chest_xray"
             source = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
@@ -283,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = build_dir("executed", profile)
     meta_path = results_dir(profile) / METADATA_FILE
     git = git_info(root)
-    p_hash = profile_hash(profile)
+    p_hash = profile_hash(get_profile(profile))
     run_date = utc_now()
-    for key, value in (("profile", profile), ("profile_hash", p_hash), ("git", git),
+    for key, value in (("schema_version", RESULTS_FILES["run_metadata"].version), ("profile", profile),
+                       ("profile_hash", p_hash), ("git", git),
                        ("date", run_date), ("machine", machine_info())):
         update_json(meta_path, key, value)
 

@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageSet
+from .metrics import auroc_or_nan, macro_auroc_or_nan
 from .models import Classifier, build_model
+from .profiles import Profile, profile_hash, require_profile
 from .results import build_dir, load_checkpoint, read_json, save_checkpoint, write_json, write_text
 from .transforms import Augment
 
@@ -138,7 +140,6 @@ class FitResult:
 
 def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
     """Mean loss, accuracy and AUROC (macro one-vs-rest for several classes) on ``data``, no augmentation."""
-    from .metrics import _auroc_or_nan, _macro_auroc_or_nan  # scikit-learn: imported when first needed
 
     model.eval()
     total, outs = 0.0, []
@@ -159,7 +160,7 @@ def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
     else:
         pred, score = logits.argmax(1).numpy(), torch.softmax(logits, 1).numpy()
     # NaN when a class is missing from a tiny validation subset
-    auroc = _macro_auroc_or_nan(y, score) if score.ndim == 2 else _auroc_or_nan(y, score)
+    auroc = macro_auroc_or_nan(y, score) if score.ndim == 2 else auroc_or_nan(y, score)
     return dict(loss=total / n, accuracy=float((pred == y).mean()), auroc=auroc)
 
 
@@ -321,7 +322,7 @@ def _predictions_frame(model, splits: dict[str, ImageSet], bf16: bool) -> tuple[
     return pd.concat(frames, ignore_index=True), ms_per_img
 
 
-def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profile, seed: int,
+def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profile: Profile, seed: int,
                   config: TrainConfig | None = None, image_size: int | None = None, weights: str | None = None,
                   progress: bool = True, retrain: bool = False) -> Run:
     """Train ``model_name`` on ``splits["train"]`` (early stopping on ``splits["val"]``) or load the
@@ -330,9 +331,7 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     The run folder is ``build/runs/<profile>/<task>/<model>-<weights>-seed<seed>``. A finished run is
     reused only if its training config and data fingerprint match; otherwise it is retrained.
     """
-    from .profiles import get_profile, profile_hash
-
-    prof = get_profile(profile)
+    prof = require_profile(profile)
     weights = weights or prof.weights
     num_outputs = 1 if len(splits["train"].classes) == 2 else len(splits["train"].classes)
     config = dataclasses.replace(config or config_for(prof, model_name, num_classes=len(splits["train"].classes), task=task),
@@ -376,16 +375,14 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
 
 
-def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, task: str | None = None,
+def config_for(profile: Profile, model_name: str, seed: int = 0, num_classes: int = 2, task: str | None = None,
                **overrides) -> TrainConfig:
     """The :class:`TrainConfig` a profile prescribes for ``model_name`` (epochs, loss, precision).
 
     ``task`` ("binary", "three_class", ...) applies the profile's ``protocol_by_task`` changes for
     that task; keyword ``overrides`` win over everything.
     """
-    from .profiles import get_profile
-
-    prof = get_profile(profile)
+    prof = require_profile(profile)
     task_changes = dict(prof.protocol_by_task.get(task, {})) if task else {}
     epochs = {**prof.epochs_by_model, **task_changes.pop("epochs_by_model", {})}
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -403,12 +400,10 @@ def config_for(profile, model_name: str, seed: int = 0, num_classes: int = 2, ta
     return dataclasses.replace(base, **{**task_changes, **overrides})
 
 
-def train_seeds(task: str, model_name: str, splits: dict[str, ImageSet], profile, progress: bool = True,
+def train_seeds(task: str, model_name: str, splits: dict[str, ImageSet], profile: Profile, progress: bool = True,
                 **kwargs) -> list[Run]:
     """:func:`train_or_load` for every seed of the profile; prints one line per run."""
-    from .profiles import get_profile
-
-    prof = get_profile(profile)
+    prof = require_profile(profile)
     runs = []
     for seed in prof.seeds:
         run = train_or_load(task, model_name, splits, prof, seed, progress=progress, **kwargs)

@@ -129,16 +129,3 @@ def test_cache_reused_then_invalidated_when_source_changes(kermany_root, isolate
     changed = d.cached_images(paths, 16, "t", progress=False)
     assert changed[0].float().mean() > 250 and not torch.equal(changed[0], first[0])
     assert not list(cache.parent.glob("*.tmp"))  # nothing half-written left behind
-
-
-def test_overlap_report_counts_shared_patients_and_duplicates():
-    df = pd.DataFrame({
-        "split": ["train", "train", "test", "test", "test"],
-        "patient_id": ["p1", "p2", "p1", "p3", "p3"],
-        "filename": list("abcde"),
-        "sha256": ["h1", "h2", "h2", "h3", "h3"],
-    })
-    rep = d.overlap_report(df)
-    assert rep["shared_patient_ids_train_test"] == 1
-    assert rep["duplicate_files_train_test"] == 1
-    assert rep["duplicate_pairs_any_split"] == 2

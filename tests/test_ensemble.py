@@ -1,5 +1,8 @@
-"""Tests for pneumolib.ensemble (and plots.plot_reliability): averaging, validation-only fitting
-of temperatures and thresholds, and calibration improving on an over-confident ensemble."""
+"""Tests for pneumolib.ensemble and the member-level half of pneumolib.calibration (and
+plots.plot_reliability): averaging, validation-only fitting of temperatures and thresholds,
+calibration improving on an over-confident ensemble, and the calibration.json builder."""
+
+import json
 
 import matplotlib
 
@@ -12,30 +15,38 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.special import expit, softmax  # noqa: E402
 
-from pneumolib.calibration import expected_calibration_error, fit_temperature, reliability_table  # noqa: E402
+from pneumolib import schema  # noqa: E402
+from pneumolib.calibration import (  # noqa: E402
+    calibration_file,
+    calibration_report,
+    calibration_results,
+    calibration_table,
+    choose_thresholds,
+    describe_operating_point,
+    expected_calibration_error,
+    fit_temperature,
+    fit_temperatures,
+    operating_point_table,
+    operating_points,
+    reliability_pairs,
+    reliability_table,
+    scale_member,
+    temperature_at_bound,
+)
 from pneumolib.ensemble import (  # noqa: E402
     Member,
     SplitArrays,
     build_ensemble,
-    calibration_report,
-    calibration_table,
-    choose_thresholds,
     collect_members,
     comparison_table,
-    calibration_results,
-    describe_operating_point,
     ensemble_arms,
     ensemble_name,
-    fit_temperatures,
     member_metrics,
-    operating_point_table,
-    operating_points,
-    reliability_pairs,
-    scale_member,
-    temperature_at_bound,
 )
 from pneumolib.metrics import select_threshold  # noqa: E402
 from pneumolib.plots import plot_reliability  # noqa: E402
+from pneumolib.profiles import get_profile  # noqa: E402
+from pneumolib.results import jsonable  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -229,6 +240,78 @@ def test_member_metrics_and_comparison_table():
     m3 = Member("m3", SplitArrays(np.arange(6) % 3, np.log(p3), p3), SplitArrays(np.arange(6) % 3, np.log(p3), p3))
     with pytest.raises(ValueError, match="pass classes"):
         member_metrics(m3)
+
+
+# --------------------------------------------------------------------------- the results file
+def _multiclass_member(label, seed, n=90, k=3):
+    """Three-class logits 4x too confident for labels drawn from softmax(z)."""
+    rng = np.random.default_rng(seed)
+    splits = []
+    for _ in ("val", "test"):
+        z = rng.normal(0.0, 1.0, (n, k))
+        y = np.array([rng.choice(k, p=p) for p in softmax(z, axis=1)])
+        splits.append(SplitArrays(y, 4.0 * z, softmax(4.0 * z, axis=1)))
+    return Member(label, *splits)
+
+
+def _runs_of(base, prefix, n_runs=4):
+    """``n_runs`` members on ``base``'s images: its logits plus run-specific noise."""
+    rng = np.random.default_rng(len(prefix))
+
+    def noisy(s):
+        z = s.logits + rng.normal(0.0, 0.5, s.logits.shape)
+        return SplitArrays(s.y, z, expit(z) if z.ndim == 1 else softmax(z, axis=1))
+
+    return [Member(f"{prefix}{i}", noisy(base.val), noisy(base.test)) for i in range(n_runs)]
+
+
+def _as_written(data):
+    """What ``schema.write_results`` checks: the JSON form, with the schema version it adds."""
+    return json.loads(json.dumps(jsonable({"schema_version": schema.results_file("calibration").version, **data})))
+
+
+def _calibration_inputs(members, classes=None):
+    ensembles = {"transfer": build_ensemble(members[:2], "ens t"), "custom_cnn": build_ensemble(members[2:], "ens c")}
+    everything = [*ensembles.values(), *members]
+    temps = fit_temperatures(everything)
+    report = calibration_report(everything, temps)
+    comparison = {m.label: member_metrics(m, classes) for m in everything}
+    return ensembles, temps, report, comparison
+
+
+def test_calibration_file_matches_its_schema_with_and_without_three_classes():
+    P = get_profile("smoke")
+    members = _runs_of(_overconfident_member("base", 0, n=120), "m")
+    ensembles, temps, report, comparison = _calibration_inputs(members)
+    ens = ensembles["transfer"]
+    scaled = scale_member(ens, temps[ens.label])
+    points = operating_points(scaled.val.y, scaled.val.probs, scaled.test.y, scaled.test.probs)
+    target = {"profile": P.name, "metric": "ece_15 after temperature scaling", "limit": 0.05,
+              "value": report[ens.label]["after"]["ece_15"], "met": False}
+
+    skipped = calibration_file(P, report, ensembles, points, comparison, target, skipped3="no Kermany")
+    schema.validate("calibration", _as_written(skipped))
+    assert list(skipped) == ["meta", "binary", "three_class", "operating_points", "ensemble_vs_members", "target"]
+    assert skipped["three_class"] == {"skipped": "no Kermany"}
+    assert skipped["ensemble_vs_members"]["three_class"] == {"skipped": "no Kermany"}
+    assert skipped["meta"]["three_class_data"] is None and skipped["meta"]["seeds"] == list(P.seeds)
+    assert skipped["binary"] == calibration_results(report, ensembles, primary="transfer")
+    ops = skipped["operating_points"]
+    assert ops["ensemble"] == "ens t" and ops["temperature"] == temps["ens t"] and ops["thresholds"] == points
+    assert ops["test_counts"] == {"pneumonia": int(ens.test.y.sum()), "normal": int((ens.test.y == 0).sum())}
+    assert skipped["target"] == target
+
+    classes = ("normal", "bacteria", "virus")
+    members3 = _runs_of(_multiclass_member("base", 1), "k")
+    ensembles3, _, report3, comparison3 = _calibration_inputs(members3, classes)
+    full = calibration_file(P, report, ensembles, points, comparison, target,
+                            report3=report3, ensembles3=ensembles3, comparison3=comparison3)
+    schema.validate("calibration", _as_written(full))
+    assert full["three_class"] == calibration_results(report3, ensembles3, primary="transfer")
+    assert full["ensemble_vs_members"]["three_class"] == comparison3
+    assert full["meta"]["three_class_data"] == f"Kermany {P.kermany_size} px"
+    with pytest.raises(ValueError, match="skipped3"):
+        calibration_file(P, report, ensembles, points, comparison, target, report3=report3)
 
 
 # --------------------------------------------------------------------------- reliability plot

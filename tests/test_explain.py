@@ -12,7 +12,10 @@ from torch import nn
 from pneumolib.explain import (
     cam_overlay,
     feature_map_size,
+    get_layer,
     grad_cam,
+    layer_names,
+    module_name,
     outcome_indices,
     randomization_blocks,
     randomize_layers,
@@ -307,6 +310,18 @@ def test_sanity_check_maps_decorrelate(trained_cnn, square_data):
     assert (rnd["abs_diff"] > 0.05).all()
     assert (rnd["n_undefined"] < len(x)).all()
     assert _no_hooks(trained_cnn)
+
+
+def test_default_layer_comes_from_get_layer():
+    model = build_model("resnet18", 1, image_size=28)
+    assert get_layer(model) == ("backbone.layer4", model.target_layer)
+    assert module_name(model, model.target_layer) == "backbone.layer4"
+    assert layer_names(model) == ["backbone.layer4", "backbone.layer3"]
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(1))
+    with pytest.raises(ValueError, match="no `target_layer`"):
+        grad_cam(plain, torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="no `target_layer`"):
+        feature_map_size(plain, 8)
 
 
 # --------------------------------------------------------------------------- overlay, outcomes

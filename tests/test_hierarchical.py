@@ -1,5 +1,4 @@
-"""The two-stage (hierarchical) classifier: label mappings, combination rule, error attribution,
-and the shift-audit helpers of notebook 05."""
+"""The two-stage (hierarchical) classifier: label mappings, combination rule, error attribution."""
 
 from __future__ import annotations
 
@@ -176,34 +175,6 @@ def test_summarize_multiclass_keys():
     out = H.summarize_multiclass([rec, dict(rec, accuracy=0.7)])
     assert out["accuracy"]["mean"] == pytest.approx(0.6)
     assert out["f1_virus"]["mean"] == pytest.approx(0.2) and out["f1_virus"]["std"] == 0.0
-
-
-# --------------------------------------------------------------------------- shift audit helpers
-def test_image_statistics_border_and_contrast():
-    img = np.full((2, 16, 16), 200, dtype=np.uint8)
-    img[:, :2, :] = 0  # dark top border
-    img[1, 8:, :] = 100
-    stats = H.image_statistics(img, border_fraction=0.125)
-    assert stats.loc[0, "border"] < stats.loc[0, "centre"] == pytest.approx(200 / 255)
-    assert stats.loc[1, "mean"] < stats.loc[0, "mean"]
-    assert stats.loc[0, "std"] > 0
-    with pytest.raises(ValueError, match="border_fraction"):
-        H.image_statistics(img, border_fraction=0.6)
-
-
-def test_aspect_ratios_and_compare(tmp_path):
-    from PIL import Image
-
-    paths = []
-    for i, (w, h) in enumerate([(60, 40), (30, 30)]):
-        p = tmp_path / f"{i}.jpeg"
-        Image.new("L", (w, h)).save(p)
-        paths.append(str(p))
-    np.testing.assert_allclose(H.aspect_ratios(paths), [1.5, 1.0])
-    a = pd.DataFrame({"x": np.arange(50.0)})
-    table = H.compare_distributions(a, a + 25, ("train", "test"))
-    assert table.loc["x", "difference"] == pytest.approx(25)
-    assert table.loc["x", "cohen_d"] > 1 and table.loc["x", "ks_p"] < 0.01
 
 
 def test_plots_return_figures():

@@ -6,6 +6,7 @@ import torch
 
 from pneumolib import models as M
 from pneumolib.data import ImageSet
+from pneumolib.profiles import get_profile
 from pneumolib.results import load_checkpoint, save_checkpoint
 from pneumolib.train import TrainConfig, fit, logits_to_proba, make_loss, predict_logits, train_or_load
 
@@ -106,12 +107,13 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
 
 
 CFG = TrainConfig(max_epochs=3, patience=2, batch_size=16, lr=1e-3)
+SMOKE = get_profile("smoke")
 
 
 def test_training_learns_toy_task_and_is_deterministic():
     splits = toy_splits(64)
-    a = train_or_load("toy", "simple_cnn", splits, "smoke", 0, config=CFG, progress=False)
-    b = train_or_load("toy", "simple_cnn", splits, "smoke", 0, config=CFG, progress=False, retrain=True)
+    a = train_or_load("toy", "simple_cnn", splits, SMOKE, 0, config=CFG, progress=False)
+    b = train_or_load("toy", "simple_cnn", splits, SMOKE, 0, config=CFG, progress=False, retrain=True)
     assert not b.loaded
     pa, pb = a.split_arrays("test")[2], b.split_arrays("test")[2]
     np.testing.assert_array_equal(pa, pb)  # same seed -> same predictions, bit for bit
@@ -122,11 +124,11 @@ def test_training_learns_toy_task_and_is_deterministic():
 
 def test_finished_run_is_loaded_not_retrained(monkeypatch):
     splits = toy_splits(32)
-    first = train_or_load("toy", "simple_cnn", splits, "smoke", 1, config=CFG, progress=False)
+    first = train_or_load("toy", "simple_cnn", splits, SMOKE, 1, config=CFG, progress=False)
     import pneumolib.train as T
 
     monkeypatch.setattr(T, "fit", lambda *a, **k: pytest.fail("a finished run must not be retrained"))
-    again = train_or_load("toy", "simple_cnn", splits, "smoke", 1, config=CFG, progress=False)
+    again = train_or_load("toy", "simple_cnn", splits, SMOKE, 1, config=CFG, progress=False)
     assert again.loaded and again.info["best_epoch"] == first.info["best_epoch"]
     np.testing.assert_allclose(again.split_arrays("test")[2], first.split_arrays("test")[2])
     x = splits["test"].as_float()[:4]

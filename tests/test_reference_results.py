@@ -6,28 +6,32 @@ profile hash no longer matches), when a notebook of the run failed, or when a re
 missing or records an error.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 
-from pneumolib.profiles import profile_hash
+from pneumolib import schema
+from pneumolib.profiles import get_profile, profile_hash
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "cpu"
 FILES = ["data", "binary", "three_class", "hierarchical", "calibration", "gradcam"]
 
 
+CPU = get_profile("cpu")
+
+
 def load(name):
+    """The committed file, read through the schema (so it must validate)."""
     path = RESULTS / f"{name}.json"
     assert path.exists(), f"{path} missing: rerun `python -m pneumolib.run --profile cpu` and commit results/cpu"
-    return json.loads(path.read_text())
+    return schema.validate(name, schema.read_json(path), path)
 
 
 def test_run_metadata_complete_and_current():
     meta = load("run_metadata")
     assert meta["profile"] == "cpu"
-    assert meta["profile_hash"] == profile_hash("cpu"), "profiles.py changed since the reference run: rerun it"
+    assert meta["profile_hash"] == profile_hash(CPU), "profiles.py changed since the reference run: rerun it"
     notebooks = meta["notebooks"]
     assert len(notebooks) == len(list((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")))
     assert all(nb["status"] == "ok" for nb in notebooks.values()), {k: v["status"] for k, v in notebooks.items()}
@@ -37,7 +41,7 @@ def test_run_metadata_complete_and_current():
 def test_results_come_from_the_committed_profile(name):
     data = load(name)
     assert data["meta"]["profile"] == "cpu"
-    assert data["meta"]["profile_hash"] == profile_hash("cpu")
+    assert data["meta"]["profile_hash"] == profile_hash(CPU)
     assert not list(_errors(data)), list(_errors(data))
 
 

@@ -86,7 +86,7 @@ def test_run_skip_ok_failure_and_metadata(project, capsys):
     assert meta["notebooks"]["01_ok"]["status"] == "ok"
     assert meta["notebooks"]["01_ok"]["wall_s"] > 0
     assert meta["notebooks"]["05_three_class"]["status"] == "skipped"
-    assert meta["profile"] == "cpu" and meta["profile_hash"] == run.profile_hash("cpu")
+    assert meta["profile"] == "cpu" and meta["profile_hash"] == run.profile_hash(run.get_profile("cpu"))
     assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["memory_gib"] > 0
     assert {"commit", "dirty"} <= set(meta["git"]) and "date" in meta and "total_wall_s" in meta
     capsys.readouterr()

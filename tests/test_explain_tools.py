@@ -1,5 +1,8 @@
-"""Tests for pneumolib.gradcam_report (layers by name, border-mass proxy, example picking, the
-outcome browser) and the Grad-CAM plots appended to pneumolib.plots (notebook 08)."""
+"""Tests for pneumolib.explain_tools (layer sizes, border-mass proxy, example picking, the outcome
+browser, the gradcam.json builder), the layer lookup of pneumolib.explain it uses, and the
+Grad-CAM plots appended to pneumolib.plots (notebook 08)."""
+
+import json
 
 import matplotlib
 
@@ -11,19 +14,21 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from pneumolib.explain import outcome_indices  # noqa: E402
-from pneumolib.gradcam_report import (  # noqa: E402
+from pneumolib import schema  # noqa: E402
+from pneumolib.explain import get_layer, grad_cam, layer_names, outcome_indices, sanity_check  # noqa: E402
+from pneumolib.explain_tools import (  # noqa: E402
     border_mass,
     border_mass_summary,
     cam_browser,
     first_examples,
-    get_layer,
+    gradcam_file,
     layer_info,
-    layer_names,
     three_class_cases,
 )
 from pneumolib.models import build_model  # noqa: E402
 from pneumolib.plots import plot_gradcam_grid, plot_sanity_curves  # noqa: E402
+from pneumolib.profiles import get_profile  # noqa: E402
+from pneumolib.results import jsonable  # noqa: E402
 
 CLASSES = ("normal", "bacteria", "virus")
 
@@ -168,6 +173,51 @@ def test_cam_browser_renders_and_follows_the_outcome(cnn):
     assert box.render() == groups["TN"][1]
     with pytest.raises(ValueError, match="empty"):
         cam_browser(cnn, x, y, p, 0.5, {k: np.array([], int) for k in groups})
+
+
+# --------------------------------------------------------------------------- the results file
+
+
+class FakeRun:
+    """Just what gradcam_file reads from a pneumolib.train.Run."""
+
+    def __init__(self, model, seed):
+        self.model, self.seed = model, seed
+
+
+def _as_written(data):
+    """What ``schema.write_results`` checks: the JSON form, with the schema version it adds."""
+    return json.loads(json.dumps(jsonable({"schema_version": schema.results_file("gradcam").version, **data})))
+
+
+def test_gradcam_file_matches_its_schema_with_and_without_three_classes(cnn):
+    P = get_profile("smoke")
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y, p = np.array([1, 1, 0, 0, 1, 0]), np.array([0.9, 0.3, 0.2, 0.7, 0.8, 0.4])
+    name, module = get_layer(cnn)
+    layers = {f"binary:{name}": layer_info(cnn, 28)}
+    sanity = {f"binary:{name}": sanity_check(cnn, x[:4], n_tops=(0, 1), layer=module)}
+    border = {f"binary:{name}": border_mass_summary(grad_cam(cnn, x, target_class=(p >= 0.5).astype(int)))}
+    examples = first_examples(outcome_indices(y, p, 0.5))
+    best = {"display_name": "Custom CNN (none)"}
+    args = (P, layers, sanity, border, examples, "simple_cnn-none", best, FakeRun(cnn, 0), name, 0.5)
+
+    binary_only = gradcam_file(*args)
+    schema.validate("gradcam", _as_written(binary_only))
+    assert list(binary_only) == ["meta", "layers", "sanity", "border_mass", "examples", "best_binary"]
+    assert binary_only["sanity"][f"binary:{name}"] == sanity[f"binary:{name}"].to_dict("records")
+    assert binary_only["best_binary"] == {"model": "simple_cnn-none", "display_name": "Custom CNN (none)", "seed": 0,
+                                          "layer": name, "threshold": 0.5, "threshold_rule": "max_f1 on validation"}
+    assert binary_only["meta"]["seed"] == P.seeds[0] and binary_only["examples"] == examples
+
+    k3 = build_model("simple_cnn", 3, image_size=28)
+    y3 = np.array([0, 1, 2, 0, 1, 2])
+    p3 = _probs([0, 1, 2, 2, 1, 2], [0.9, 0.8, 0.7, 0.6, 0.9, 0.5])
+    cases, cm = three_class_cases(y3, p3, CLASSES)
+    full = gradcam_file(*args, three_class_run=FakeRun(k3, 1), classes=CLASSES, confusion=cm, cases=cases)
+    schema.validate("gradcam", _as_written(full))
+    assert full["three_class"] == {"model": f"simple_cnn-{k3.weights}", "seed": 1, "classes": list(CLASSES),
+                                   "confusion_matrix": cm, "examples": cases}
 
 
 # --------------------------------------------------------------------------- plots

@@ -1,91 +1,46 @@
-"""Helpers for the Grad-CAM notebook (08): layers by name, a border-mass proxy, example picking,
-and an interactive outcome browser.
+"""Grad-CAM reporting, the companion of :mod:`pneumolib.explain` (notebook 08): how coarse a
+layer's map is, where the map mass falls, which images to show, an interactive browser, and the
+results file.
 
-The Grad-CAM computation itself lives in :mod:`pneumolib.explain`; this module only wraps it
-for reporting:
+The Grad-CAM computation and the layer lookup (:func:`~pneumolib.explain.get_layer`,
+:func:`~pneumolib.explain.layer_names`) live in :mod:`pneumolib.explain`; this module builds on
+them (it imports :mod:`pneumolib.explain`, never the reverse):
 
-* :func:`layer_names`, :func:`get_layer`, :func:`layer_info`: which layer a map comes from and
-  how coarse it is (``feature_map_size``) at the input size actually used;
+* :func:`layer_info`: which layer a map comes from and how coarse it is (``feature_map_size``)
+  at the input size actually used;
 * :func:`border_mass`, :func:`border_mass_summary`: what fraction of a map's mass lies in the
   outer band of the image (borders, where text markers and collimation edges sit) compared
   with the band's share of the area (what a uniform map would give);
 * :func:`first_examples`, :func:`three_class_cases`: which test images to show;
-* :func:`cam_browser`: an ``ipywidgets`` picker (outcome type + rank) for JupyterLab.
+* :func:`cam_browser`: an ``ipywidgets`` picker (outcome type + rank) for JupyterLab;
+* :func:`gradcam_file`: the content of ``results/<profile>/gradcam.json`` (notebook 08 writes it
+  with ``schema.write_results``).
 
-Ground rule: imports torch, numpy and :mod:`pneumolib.explain` at module level; matplotlib,
-ipywidgets only inside :func:`cam_browser`.
+Ground rule: imports torch, numpy, :mod:`pneumolib.explain` and :mod:`pneumolib.profiles` at
+module level; matplotlib, ipywidgets only inside :func:`cam_browser`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .explain import cam_overlay, feature_map_size, grad_cam, module_name
+from .explain import cam_overlay, feature_map_size, get_layer, grad_cam
+from .profiles import Profile, profile_hash
 
 __all__ = [
-    "ALTERNATIVE_LAYERS",
-    "layer_names",
-    "get_layer",
     "layer_info",
     "border_mass",
     "border_mass_summary",
     "first_examples",
     "three_class_cases",
     "cam_browser",
+    "gradcam_file",
 ]
-
-# Finer (earlier) layers worth trying when the default target layer's map is tiny.
-# Names are ``model.named_modules()`` paths of a :class:`~pneumolib.models.Classifier`.
-ALTERNATIVE_LAYERS: dict[str, tuple[str, ...]] = {
-    "simple_cnn": (),
-    "resnet18": ("backbone.layer3",),
-    "densenet121": ("backbone.features.denseblock3", "backbone.features.denseblock2"),
-}
-
-
-def _default_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """``(name, module)`` of the model's ``target_layer``, or None when it has none."""
-    layer = getattr(model, "target_layer", None)
-    if layer is None:
-        return None
-    return getattr(model, "target_layer_name", None) or module_name(model, layer), layer
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    """Names usable with :func:`get_layer`: the default target layer first, then the alternatives."""
-    default = (_default_layer(model) or (None,))[0]
-    alts = [n for n in ALTERNATIVE_LAYERS.get(getattr(model, "name", ""), ()) if _has(model, n)]
-    return ([default] if default else []) + [n for n in alts if n != default]
-
-
-def _has(model: nn.Module, name: str) -> bool:
-    try:
-        model.get_submodule(name)
-        return True
-    except AttributeError:
-        return False
-
-
-def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
-    """``(name, module)`` of the layer called ``name`` (default: the model's ``target_layer``).
-
-    Raises ``ValueError`` listing the suggested names when ``name`` does not exist in ``model``.
-    """
-    if name is None:
-        default = _default_layer(model)
-        if default is None:
-            raise ValueError("model has no `target_layer`; pass a layer name, e.g. one of "
-                             f"{[n for n, _ in model.named_modules() if n][:8]}")
-        return default
-    try:
-        return name, model.get_submodule(name)
-    except AttributeError:
-        raise ValueError(f"{type(model).__name__} {getattr(model, 'name', '')!r} has no layer {name!r}; "
-                         f"suggested layers: {layer_names(model)} (any name from model.named_modules() works)") from None
 
 
 def layer_info(model: nn.Module, image_size: int, name: str | None = None) -> dict:
@@ -273,3 +228,38 @@ def cam_browser(model: nn.Module, images, y_true, probs, threshold: float, group
     box.render = render
     render()
     return box
+
+
+# --------------------------------------------------------------------------- the results file
+
+
+def gradcam_file(profile: Profile, layers: Mapping[str, dict], sanity: Mapping[str, Any],
+                 border_mass: Mapping[str, dict], examples: Mapping[str, int | None], best_key: str,
+                 best: Mapping[str, Any], best_run, best_layer: str, threshold: float,
+                 three_class_run=None, classes: Sequence[str] = (), confusion=None,
+                 cases: Sequence[dict] = ()) -> dict:
+    """Content of ``results/<profile>/gradcam.json`` (without ``schema_version``, which
+    ``schema.write_results`` adds): see :class:`pneumolib.schema.GradcamResults`.
+
+    ``layers``: ``{key: layer_info}``; ``sanity``: ``{key: sanity_check DataFrame}``;
+    ``border_mass``: ``{key: border_mass_summary}``; ``examples``: :func:`first_examples`.
+    ``best_key``/``best``: the best binary model's key and entry in ``binary.json``, ``best_run``
+    its run (``.seed``), ``best_layer`` the layer explained and ``threshold`` the one chosen on
+    validation (max F1). ``three_class_run`` (``None`` when that part was skipped) with its
+    ``classes``, ``confusion`` matrix and :func:`three_class_cases` ``cases``.
+    """
+    out = {
+        "meta": {"profile": profile.name, "profile_hash": profile_hash(profile), "seed": profile.seeds[0],
+                 "target_class": "predicted class (binary: at the validation max-F1 threshold)"},
+        "layers": dict(layers),
+        "sanity": {k: v.to_dict("records") for k, v in sanity.items()},
+        "border_mass": dict(border_mass),
+        "examples": dict(examples),
+        "best_binary": {"model": best_key, "display_name": best["display_name"], "seed": best_run.seed,
+                        "layer": best_layer, "threshold": threshold, "threshold_rule": "max_f1 on validation"},
+    }
+    if three_class_run is not None:
+        model = three_class_run.model
+        out["three_class"] = {"model": f"{model.name}-{model.weights}", "seed": three_class_run.seed,
+                              "classes": list(classes), "confusion_matrix": confusion, "examples": list(cases)}
+    return out
