@@ -36,9 +36,6 @@ Layers by name: :func:`get_layer` (the one lookup of a model's Grad-CAM layer, d
 ones worth trying) and :func:`module_name`. Reporting helpers built on this module (layer
 sizes, border mass, example picking, the results file) live in :mod:`pneumolib.explain_tools`.
 
-Ground rule: imports only torch, numpy and :mod:`pneumolib.models` at module level;
-:func:`sanity_check` imports pandas and scipy and :func:`cam_overlay` matplotlib (only when
-given a colormap name) when called.
 """
 
 from __future__ import annotations
@@ -46,9 +43,13 @@ from __future__ import annotations
 import copy
 from typing import Sequence
 
+import matplotlib
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.models as tvm
+from scipy.stats import spearmanr
 from torch import nn
 
 from .models import SimpleCNN
@@ -288,8 +289,6 @@ def cam_overlay(image, cam, alpha: float = 0.45, cmap="jet") -> np.ndarray:
     if img.min() < 0 or img.max() > 1:
         img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
     if isinstance(cmap, str):
-        import matplotlib
-
         cmap = matplotlib.colormaps[cmap]
     heat = np.asarray(cmap(np.clip(c, 0, 1)), dtype=np.float64)[..., :3]
     return np.clip((1 - alpha) * img[..., None] + alpha * heat, 0, 1)
@@ -310,7 +309,6 @@ def randomization_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     The :class:`~pneumolib.transforms.InputAdapter` has no learnable parameters and is never
     randomised.
     """
-    import torchvision.models as tvm
 
     net = getattr(model, "backbone", model)
     if isinstance(net, SimpleCNN):
@@ -389,8 +387,6 @@ def sanity_check(model: nn.Module, images, n_tops: Sequence[int] | None = None, 
     also responds to a very bright structure), so compare with the ``n_top=0`` control and
     look at the trend rather than demanding rho = 0 exactly.
     """
-    import pandas as pd
-    from scipy.stats import spearmanr
 
     blocks = randomization_blocks(model)
     n_tops = list(range(1, len(blocks) + 1)) if n_tops is None else [int(n) for n in n_tops]

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
@@ -177,9 +179,6 @@ def cam_browser(model: nn.Module, images, y_true, probs, threshold: float, group
     ``images``: float ``(N, 1, H, W)`` in [0, 1]; ``probs``: P(pneumonia) ``(N,)``; ``groups``:
     :func:`~pneumolib.explain.outcome_indices` of the same images.
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
     x = torch.as_tensor(images).float()
     y, p = np.asarray(y_true).astype(int), np.asarray(probs, dtype=float)
     options = [k for k, v in groups.items() if len(v)]

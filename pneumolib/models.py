@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torchvision.models as tvm
 from torch import nn
 
 from .transforms import InputAdapter
@@ -98,7 +99,6 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def _imagenet_weights(name: str):
     """torchvision ImageNet weights enum, loaded through the torch hub cache only."""
-    import torchvision.models as tvm
 
     enum = {"resnet18": tvm.ResNet18_Weights, "densenet121": tvm.DenseNet121_Weights}[name].IMAGENET1K_V1
     cache = torch.hub.get_dir()
@@ -125,7 +125,6 @@ def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_si
     weights API; raises :class:`WeightsUnavailableError` with instructions when offline).
     Below 112 px ResNet18 gets a CIFAR stem and DenseNet121 an upsampled input (module docstring).
     """
-    import torchvision.models as tvm
 
     if weights not in ("none", "imagenet"):
         raise ValueError(f"weights must be 'none' or 'imagenet', got {weights!r}")
