@@ -24,6 +24,7 @@ kept.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import re
@@ -35,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .profiles import DEFAULT_PROFILE, PROFILES, profile_hash
-from .results import build_dir, project_root, read_json, results_dir, update_json
+from .results import CorruptArtefactError, build_dir, edit_json, project_root, read_json_object, results_dir, set_aside
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Number prefixes of the notebooks that cannot run without the Kermany ``chest_xray`` folder.
@@ -101,14 +102,55 @@ def select_notebooks(notebooks: list[Notebook], only: list[str] | None = None,
 def skip_reason(nb: Notebook) -> str | None:
     """Why ``nb`` cannot run on this machine, or None if it can."""
     if nb.needs_kermany:
-        from .data import DATA_ENV, data_root, kermany_available
+        from .data import DATA_ENV, DataNotFoundError, kermany_dir
 
-        if not kermany_available():
-            where = data_root(must_exist=False) / "kermany" / "chest_xray"
+        try:
+            kermany_dir()
+        except DataNotFoundError as err:
             source = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
-            return (f"needs the Kermany chest_xray folder, not found at {where} ({source}); "
-                    "see pneumolib/data.py for where to get it")
+            return f"needs the Kermany chest_xray folder ({source}): {err}"
     return None
+
+
+def data_config_problem() -> str | None:
+    """What is wrong with a set ``$PNEUMOLAB_DATA`` (empty, or not a folder), or None."""
+    from .data import DATA_ENV, DataNotFoundError, data_root
+
+    if DATA_ENV not in os.environ:
+        return None
+    try:
+        data_root()
+    except DataNotFoundError as err:
+        return str(err)
+    return None
+
+
+# --------------------------------------------------------------------------- parameters
+def parse_parameters(pairs: list[list[str]]) -> dict:
+    """``[["seed", "3"], ...]`` from ``-p NAME VALUE`` to ``{"seed": 3}`` (Python literals, else strings)."""
+    out = {}
+    for name, text in pairs:
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
+    """Raise ValueError naming each notebook whose ``parameters`` cell does not define one of
+    ``parameters`` (papermill itself would only log a warning and run with the default)."""
+    import papermill
+
+    problems = []
+    for nb in notebooks:
+        known = set(papermill.inspect_notebook(str(nb.path)))
+        unknown = sorted(set(parameters) - known)
+        if unknown:
+            problems.append(f"{nb.path.name} has no parameter {', '.join(map(repr, unknown))} "
+                            f"(its parameters cell defines: {', '.join(sorted(known)) or 'nothing'})")
+    if problems:
+        raise ValueError("unknown notebook parameter(s):\n  " + "\n  ".join(problems))
 
 
 # --------------------------------------------------------------------------- provenance
@@ -212,16 +254,23 @@ def _error_summary(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- running
-def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
-    """Merge one notebook's entry into the ``notebooks`` table of the metadata file."""
-    table = {}
+def open_metadata(meta_path: Path) -> None:
+    """Check the run metadata file before a run: a damaged one is set aside (with a note) and
+    started afresh, so the runner never stops on it and never merges into a partial table."""
     if meta_path.exists():
         try:
-            table = dict(read_json(meta_path).get("notebooks") or {})
-        except (ValueError, OSError):  # unreadable file: start the table afresh
-            table = {}
-    table[nb.name] = entry
-    update_json(meta_path, "notebooks", dict(sorted(table.items())))
+            read_json_object(meta_path)
+        except CorruptArtefactError as err:
+            set_aside(meta_path, f"{err.problem}; a new one is started (earlier notebooks' entries are in the "
+                                 "set-aside copy)")
+
+
+def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
+    """Merge one notebook's entry into the ``notebooks`` table of the metadata file (under its lock)."""
+    with edit_json(meta_path) as meta:
+        table = dict(meta.get("notebooks") or {})
+        table[nb.name] = entry
+        meta["notebooks"] = dict(sorted(table.items()))
 
 
 def _fmt_s(seconds: float) -> str:
@@ -245,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", metavar="NN", default=None,
                    help="start at this notebook number, e.g. --from 05")
     p.add_argument("--list", action="store_true", help="list the notebooks that would run, then exit")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="inject another notebook parameter (as papermill -p); a name that a selected notebook's "
+                        "parameters cell does not define is an error")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     p.add_argument("--cell-progress", action="store_true",
                    help="also show papermill's per-cell progress bar inside each notebook")
@@ -280,14 +332,26 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     profile = args.profile
+    parameters = {**parse_parameters(args.parameter), "profile": profile}
+    if any(name == "profile" for name, _ in args.parameter):
+        print("error: set the profile with --profile, not -p profile", file=sys.stderr)
+        return 2
+    problem = data_config_problem()
+    try:
+        check_parameters(selected, parameters)
+    except ValueError as err:
+        problem = str(err)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out_dir = build_dir("executed", profile)
     meta_path = results_dir(profile) / METADATA_FILE
     git = git_info(root)
     p_hash = profile_hash(profile)
     run_date = utc_now()
-    for key, value in (("profile", profile), ("profile_hash", p_hash), ("git", git),
-                       ("date", run_date), ("machine", machine_info())):
-        update_json(meta_path, key, value)
+    open_metadata(meta_path)
+    with edit_json(meta_path) as meta:
+        meta.update(profile=profile, profile_hash=p_hash, git=git, date=run_date, machine=machine_info())
 
     print(f"PneumoLab run: profile {profile} ({p_hash}), {len(selected)} notebook(s), "
           f"commit {git['commit'] or 'unknown'}{' (dirty)' if git['dirty'] else ''}", flush=True)
@@ -312,10 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             papermill.execute_notebook(
                 str(nb.path), str(executed),
-                parameters={"profile": profile},
+                parameters=parameters,
                 cwd=str(nb.path.parent),
                 kernel_name=args.kernel,
-                language="python",  # `make strip` removes kernelspec/language_info metadata
+                language="python",
                 progress_bar=args.cell_progress,
             )
         except KeyboardInterrupt:
@@ -341,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
 
     total = time.perf_counter() - t_run
-    update_json(meta_path, "total_wall_s", round(total, 2))
+    with edit_json(meta_path) as meta:
+        meta["total_wall_s"] = round(total, 2)
     print(f"\n{len(ran)} ok, {len(skipped)} skipped"
           f"{', 1 failed' if exit_code else ''} in {_fmt_s(total)}; metadata: {meta_path}")
     for nb, reason in skipped:
