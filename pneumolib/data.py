@@ -212,8 +212,8 @@ def _download_pneumoniamnist(medmnist, size: int, path: Path, where: str) -> Non
     try:
         medmnist.PneumoniaMNIST(split="test", size=size, root=str(path.parent), download=True)
     except Exception as err:  # offline, proxy, server down: medmnist's own message names no setting
-        raise DataNotFoundError(f"could not download {path.name} into {path.parent} "
-                                f"({type(err).__name__}: {err}). {where}.") from err
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise DataNotFoundError(f"could not download {path.name} into {path.parent} ({reason}). {where}.") from err
 
 
 def load_pneumoniamnist_splits(size: int = 28, root=None, subset: int | None = None, seed: int = 0) -> dict[str, ImageSet]:
@@ -333,8 +333,8 @@ def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, s
 
 
 # --------------------------------------------------------------------------- Kermany pixels + cache
-def to_gray8(im) -> "Image.Image":
-    """A PIL image of any mode as 8-bit grayscale (mode ``L``).
+def to_gray8(im):
+    """A PIL image of any mode as an 8-bit grayscale PIL image (mode ``L``).
 
     8-bit modes (``L``, ``1``, ``P``, ``RGB``, ``RGBA``, ``LA``, ...) go through Pillow's own
     conversion (colour: ITU-R 601 luma; alpha dropped). 16/32-bit integer and float modes

@@ -228,7 +228,8 @@ def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConf
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
         history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
-        best = {"score": state.get("best_score", state.get("best_loss")), "epoch": state["best_epoch"], "state": best_state}
+        best = {"score": state.get("best_score", state.get("best_loss")), "epoch": state["best_epoch"],
+                "state": best_state}
         if state.get("stopped", _early_stop(state["epoch"], state["best_epoch"], config)):
             start_epoch = config.max_epochs  # early stopping had decided before the interruption
     bar = tqdm(range(start_epoch, config.max_epochs), desc=f"{model.name} seed {config.seed}",
@@ -438,6 +439,8 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
         loaded = _load_finished(run_dir, model, splits, config.key(), fingerprint)
         if loaded is not None:
             return Run(task, model_name, seed, prof.name, model, *loaded, loaded=True)
+        seed_everything(seed)  # the failed load may have changed the weights: start as a fresh run does
+        model = build_model(model_name, num_outputs, weights, image_size)
     if retrain or finished:
         for f in ("last.pt", "best.pt", "done.json"):
             (run_dir / f).unlink(missing_ok=True)

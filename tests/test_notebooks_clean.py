@@ -1,5 +1,6 @@
 """Committed notebooks are clean (no outputs, no counts, one smoke ``parameters`` cell, no
-``sys.path`` hacks, the ``python3`` kernelspec): the checks live in ``scripts/check_notebooks_clean.py``; fix with ``make strip``."""
+``sys.path`` hacks, the ``python3`` kernelspec): the checks live in ``scripts/check_notebooks_clean.py``;
+fix with ``make strip``."""
 
 from __future__ import annotations
 
