@@ -6,6 +6,11 @@ Usage (from the project root, or anywhere with ``PNEUMOLAB_ROOT`` set)::
     python -m pneumolib.run --profile cpu --only 03 04
     python -m pneumolib.run --profile cpu --from 05  # 05, 06, ... to the end
     python -m pneumolib.run --list                   # what would run, then exit
+    python -m pneumolib.run -p NAME VALUE            # another parameter, as papermill -p
+
+Before any kernel starts, every parameter name is checked against each selected notebook's
+``parameters`` cell (:func:`check_parameters`): an unknown name is an error (exit status 2), not
+papermill's warning. So is a set but empty or missing ``$PNEUMOLAB_DATA``.
 
 Each ``notebooks/NN_*.ipynb`` is executed with the parameter ``profile`` injected into its
 ``parameters`` cell, in ``notebooks/`` as working directory, and the executed copy (outputs
@@ -18,7 +23,8 @@ printed and recorded, when :func:`pneumolib.data.kermany_available` is false.
 The first failing notebook stops the run (exit status 1) with its name, the failing cell and the
 error. Status and wall time of every notebook, the git commit, the profile hash and the machine go
 to ``results/<profile>/run_metadata.json``; entries of notebooks that were not run this time are
-kept.
+kept. The file is updated under its lock; a damaged one is set aside (renamed
+``run_metadata.json.corrupt-<time>``, with a note) and started afresh.
 """
 
 from __future__ import annotations
@@ -102,13 +108,13 @@ def select_notebooks(notebooks: list[Notebook], only: list[str] | None = None,
 def skip_reason(nb: Notebook) -> str | None:
     """Why ``nb`` cannot run on this machine, or None if it can."""
     if nb.needs_kermany:
-        from .data import DATA_ENV, DataNotFoundError, kermany_dir
+        from .data import DATA_ENV, data_root, kermany_available
 
-        try:
-            kermany_dir()
-        except DataNotFoundError as err:
+        if not kermany_available():
+            where = data_root(must_exist=False) / "kermany" / "chest_xray"
             source = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
-            return f"needs the Kermany chest_xray folder ({source}): {err}"
+            return (f"needs the Kermany chest_xray folder, not found at {where} ({source}); "
+                    "see pneumolib/data.py for where to get it")
     return None
 
 
@@ -144,7 +150,11 @@ def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
 
     problems = []
     for nb in notebooks:
-        known = set(papermill.inspect_notebook(str(nb.path)))
+        try:
+            known = set(papermill.inspect_notebook(str(nb.path)))
+        except ValueError as err:  # e.g. "No kernel name found": metadata.kernelspec missing
+            raise ValueError(f"{nb.path}: cannot read its parameters ({err}); it needs metadata.kernelspec "
+                             "(see scripts/check_notebooks_clean.py)") from err
         unknown = sorted(set(parameters) - known)
         if unknown:
             problems.append(f"{nb.path.name} has no parameter {', '.join(map(repr, unknown))} "
@@ -336,9 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(name == "profile" for name, _ in args.parameter):
         print("error: set the profile with --profile, not -p profile", file=sys.stderr)
         return 2
-    problem = data_config_problem()
     try:
         check_parameters(selected, parameters)
+        problem = data_config_problem()
     except ValueError as err:
         problem = str(err)
     if problem:

@@ -9,8 +9,14 @@ of the lowest validation loss. A profile sets them per task (``Profile.protocol_
 
 Resumable. :func:`train_or_load` keeps each (task, model, seed, profile) run in its own folder
 under ``build/runs``. A finished run is loaded in seconds instead of retrained; an interrupted
-one continues from its last completed epoch. Every file is written atomically and checkpoints
-are loaded with ``weights_only=True``.
+one continues from its last completed epoch (or not at all, if early stopping had already decided
+to stop). Every file is written atomically and checkpoints are loaded with ``weights_only=True``.
+
+Validated. The finished-run marker ``done.json`` records the byte size, sha256 and row count of
+``predictions.csv``, ``history.csv`` and ``best.pt``; a file that does not match, a damaged marker
+or ``last.pt``, or (under an older marker without checksums) a CSV with the wrong rows is set aside
+as ``<name>.corrupt-<time>`` with a note naming it, and the run is retrained. Nothing is computed
+from a partial file.
 """
 
 from __future__ import annotations
