@@ -66,6 +66,9 @@ class CorruptArtefactError(ValueError):
         self.path, self.problem, self.fix = Path(path), problem, fix
         super().__init__(f"{self.path}: {problem}. {fix}")
 
+    def __reduce__(self):  # picklable (e.g. raised in a worker process)
+        return type(self), (self.path, self.problem, self.fix)
+
 
 # --------------------------------------------------------------------------- folders
 def project_root() -> Path:
