@@ -113,10 +113,10 @@ def figures_dir(profile: str) -> Path:
 # --------------------------------------------------------------------------- temporary files
 def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # exists but belongs to someone else, or cannot tell
+    except OSError:  # exists but belongs to someone else, or cannot tell: keep its files
         return True
     return True
 
@@ -127,7 +127,8 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     Returns the removed paths. Writes in progress (live pid) are left alone."""
     removed = []
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as it:
+            entries = list(it)
     except OSError:
         return removed
     for entry in entries:
