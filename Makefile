@@ -9,8 +9,8 @@ PROFILE ?= smoke
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
-# metadata that changes on every save/run and carries no content
-STRIP_KEYS := metadata.kernelspec metadata.language_info metadata.papermill metadata.widgets \
+# metadata that changes on every save/run and carries no content (metadata.kernelspec stays: papermill needs it)
+STRIP_KEYS := metadata.language_info metadata.papermill metadata.widgets \
               cell.metadata.papermill cell.metadata.execution cell.metadata.ExecuteTime \
               cell.metadata.collapsed cell.metadata.scrolled
 

@@ -4,7 +4,8 @@ The notebooks in ``notebooks/`` tell the story; the logic they use lives here an
 One module per concept, in floors; a module imports only modules on lower floors (or earlier on its
 own floor), never one above it (``tests/test_layering.py`` checks this against :data:`LAYERS`)::
 
-    profiles, results, jsoncheck, metrics, transforms, anchors      settings, files, numbers, references
+    profiles, results, parameters, jsoncheck, metrics, transforms,  settings, files, notebook parameters,
+    anchors                                                         numbers, references
     models, schema, data                                            networks, results files, datasets
     train, audits, calibration                                      training, data audits, calibration
     evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
@@ -12,12 +13,17 @@ own floor), never one above it (``tests/test_layering.py`` checks this against :
     report, run                                                     the PDF and model card, the notebook runner
 """
 
+from .parameters import check_injected_parameters
+
 __version__ = "0.1.0"
 
 #: every module, lowest first: a module may import only the ones before it
-LAYERS = ("profiles", "results", "jsoncheck", "metrics", "transforms", "anchors",
+LAYERS = ("profiles", "results", "parameters", "jsoncheck", "metrics", "transforms", "anchors",
           "models", "schema", "data",
           "train", "audits", "calibration",
           "evaluate", "hierarchical", "ensemble", "explain",
           "explain_tools", "plots",
           "report", "run")
+
+# in a notebook run by plain papermill, a misspelt `-p NAME` fails here, at the notebook's first import
+check_injected_parameters()

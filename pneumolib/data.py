@@ -18,17 +18,22 @@ The folder layout under that root is ``medmnist/pneumoniamnist.npz`` and
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import medmnist
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import StratifiedGroupKFold
+from tqdm.auto import tqdm
 
-from .results import build_dir, load_checkpoint, save_checkpoint
+from .results import CorruptArtefactError, build_dir, file_digest, load_checkpoint, save_checkpoint
 
 DATA_ENV = "PNEUMOLAB_DATA"
 DEFAULT_DATA_ROOT = Path("~/.pneumolab/data")
@@ -113,14 +118,22 @@ def stratified_subset(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
 
 # --------------------------------------------------------------------------- data root
 def data_root(root: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Resolve the data folder: argument, else ``$PNEUMOLAB_DATA``, else ``~/.pneumolab/data``."""
+    """Resolve the data folder: argument, else ``$PNEUMOLAB_DATA``, else ``~/.pneumolab/data``.
+
+    Nothing is created here. A set but empty ``$PNEUMOLAB_DATA`` is an error (it would silently
+    mean the working directory), and so is a missing folder when ``must_exist``.
+    """
     if root is None:
         root = os.environ.get(DATA_ENV)
         source = f"${DATA_ENV}"
         if root is None:
-            path = DEFAULT_DATA_ROOT.expanduser()
-            path.mkdir(parents=True, exist_ok=True)
-            return path
+            return DEFAULT_DATA_ROOT.expanduser()
+        if not root.strip():
+            raise DataNotFoundError(
+                f"{DATA_ENV} is set but empty. Set it to the folder that holds medmnist/ and kermany/ "
+                f"(e.g. `export {DATA_ENV}=/path/to/data`), or unset it (`unset {DATA_ENV}`) to let medmnist "
+                f"download PneumoniaMNIST into {DEFAULT_DATA_ROOT}."
+            )
     else:
         source = "the `root` argument"
     path = Path(root).expanduser().resolve()
@@ -131,15 +144,6 @@ def data_root(root: str | os.PathLike | None = None, must_exist: bool = True) ->
             f"let medmnist download PneumoniaMNIST into {DEFAULT_DATA_ROOT}."
         )
     return path
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes (``algorithm``: any name :func:`hashlib.new` knows)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_md5(path: str | os.PathLike) -> str:
@@ -179,8 +183,6 @@ def load_pneumoniamnist(
     (or ``expected_md5``) before use. ``download`` defaults to True only when no data folder was
     configured (a configured folder is expected to hold the file already).
     """
-    import medmnist
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     info = medmnist.INFO["pneumoniamnist"]
@@ -191,20 +193,29 @@ def load_pneumoniamnist(
     if download is None:
         download = not configured
     path = pneumoniamnist_file(size, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    where = (f"Put the official {path.name} there (from {info['url' if size == 28 else f'url_{size}']}), or "
+             f"point {DATA_ENV} at the folder that holds medmnist/{path.name} (`export {DATA_ENV}=/path/to/data`)")
     if not path.exists() and not download:
-        raise DataNotFoundError(
-            f"{path} not found. Put the official pneumoniamnist{'' if size == 28 else '_' + str(size)}.npz "
-            f"there (from {info['url' if size == 28 else f'url_{size}']}), point {DATA_ENV} at the folder "
-            "that holds medmnist/, or unset it so medmnist downloads the file."
-        )
+        raise DataNotFoundError(f"{path} not found. {where}, or unset {DATA_ENV} so medmnist downloads the file.")
     if path.exists():
         verify_md5(path, expected_md5 or info[key])
-    ds = medmnist.PneumoniaMNIST(split=split, size=size, root=str(path.parent), download=download and not path.exists())
+    else:
+        _download_pneumoniamnist(medmnist, size, path, where)
+    ds = medmnist.PneumoniaMNIST(split=split, size=size, root=str(path.parent), download=False)
     images = torch.from_numpy(np.ascontiguousarray(ds.imgs))
     labels = torch.from_numpy(ds.labels.reshape(-1).astype(np.int64))
     meta = pd.DataFrame({"index": np.arange(len(labels)), "label": labels.numpy()})
     return ImageSet(images, labels, meta, CLASSES_BINARY, f"PneumoniaMNIST-{size} {split}")
+
+
+def _download_pneumoniamnist(medmnist, size: int, path: Path, where: str) -> None:
+    """Let medmnist download the npz into ``path.parent`` (created only now), or say what to set."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        medmnist.PneumoniaMNIST(split="test", size=size, root=str(path.parent), download=True)
+    except Exception as err:  # offline, proxy, server down: medmnist's own message names no setting
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise DataNotFoundError(f"could not download {path.name} into {path.parent} ({reason}). {where}.") from err
 
 
 def load_pneumoniamnist_splits(size: int = 28, root=None, subset: int | None = None, seed: int = 0) -> dict[str, ImageSet]:
@@ -299,7 +310,22 @@ def scan_kermany(root: str | os.PathLike | None = None) -> pd.DataFrame:
                 )
     if not rows:
         raise DataNotFoundError(f"{base} holds no images; expected {base}/train/NORMAL/*.jpeg etc.")
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    _check_layout(base, df)
+    return df
+
+
+def _check_layout(base: Path, df: pd.DataFrame) -> None:
+    """Every split folder must hold both class folders with images: a partial unpack is an error."""
+    found = set(zip(df["split"], df["folder"]))
+    missing = [f"{split}/{folder}" for split in SPLITS for folder in ("NORMAL", "PNEUMONIA")
+               if (split, folder) not in found]
+    if missing:
+        raise DataNotFoundError(
+            f"{base}: {', '.join(missing)} missing or empty. The Kermany folder must hold "
+            f"{{{','.join(SPLITS)}}}/{{NORMAL,PNEUMONIA}}/*.jpeg: unpack the complete download "
+            f"({KERMANY_URL}) there again."
+        )
 
 
 def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, stratify: str = "label3",
@@ -308,8 +334,6 @@ def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, s
 
     Returns positional indices ``(train_idx, val_idx)`` into ``df``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     n_splits = max(2, round(1 / val_fraction))
     if df[group].nunique() < n_splits:
         raise ValueError(f"need at least {n_splits} patients for a {val_fraction:.0%} grouped split, got {df[group].nunique()}")
@@ -319,24 +343,42 @@ def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, s
 
 
 # --------------------------------------------------------------------------- Kermany pixels + cache
+def to_gray8(im):
+    """A PIL image of any mode as an 8-bit grayscale PIL image (mode ``L``).
+
+    8-bit modes (``L``, ``1``, ``P``, ``RGB``, ``RGBA``, ``LA``, ...) go through Pillow's own
+    conversion (colour: ITU-R 601 luma; alpha dropped). 16/32-bit integer and float modes
+    (``I;16``, ``I;16B``, ``I``, ``F``) are scaled by the range their values actually use: the
+    smallest bit depth of at least 8 bits that holds the image's maximum (a 12-bit scan in a 16-bit
+    file fills 0-255; an 8-bit image stored as 16 bits is unchanged). Pillow's own conversion would
+    clip them to 255, leaving an almost white image.
+    """
+    if im.mode == "L":
+        return im
+    if not (im.mode.startswith("I") or im.mode == "F"):
+        return im.convert("L")
+    values = np.asarray(im).astype(np.float64)
+    top = float(values.max(initial=0.0))
+    full = 1.0 if im.mode == "F" and top <= 1.0 else 2.0 ** max(8, math.ceil(math.log2(max(top, 1.0) + 1))) - 1
+    return Image.fromarray(np.clip(np.rint(values * (255 / full)), 0, 255).astype(np.uint8), "L")
+
+
 def _decode(path: str, size: int) -> np.ndarray:
-    """Grayscale, centre square crop (as MedMNIST does), resize to ``size`` x ``size``.
+    """Grayscale (:func:`to_gray8`), centre square crop (as MedMNIST does), resize to ``size`` x ``size``.
 
     Cropping instead of squeezing matters: in this dataset the width/height ratio differs between
     classes and between the train and test folders, so a squeezed image carries a shape cue that
     does not transfer (notebook 05 measures it).
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
-            im = im.convert("L")
+            im = to_gray8(im)
             w, h = im.size
             side = min(w, h)
             left, top = (w - side) // 2, (h - side) // 2
             im = im.crop((left, top, left + side, top + side))
             return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot read image ({err}). Delete or replace this file.") from err
 
 
@@ -354,17 +396,19 @@ def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bo
     The cache stores a key made of every path, byte size and modification time: any change to the
     source files rebuilds it. The cache file is written atomically.
     """
-    from tqdm.auto import tqdm
-
     key = _source_key(paths, size)
     cache = build_dir("cache") / f"{cache_name}_{size}px.pt"
     if cache.exists():
         try:
             stored = load_checkpoint(cache)
+            images = stored.get("images")
             if stored.get("key") == key:
-                return stored["images"]
-        except Exception:  # unreadable cache: rebuild it
-            pass
+                if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8
+                        or tuple(images.shape) != (len(paths), size, size)):
+                    raise CorruptArtefactError(cache, "does not hold the images its key promises")
+                return images
+        except CorruptArtefactError as err:  # rebuilt below, overwriting it
+            print(f"NOTE: {err.path} {err.problem}; rebuilding it.", flush=True)
     out = np.empty((len(paths), size, size), dtype=np.uint8)
     for i, p in enumerate(tqdm(paths, desc=f"decoding {cache_name} at {size} px", disable=not progress, mininterval=1)):
         out[i] = _decode(p, size)

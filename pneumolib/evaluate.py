@@ -11,8 +11,16 @@ their mean ± std over seeds, and a bootstrap 95% CI of the seed-averaged test A
 import numpy as np
 import pandas as pd
 
-from .metrics import (BINARY_KEYS, MULTI_KEYS, binary_metrics, fast_bootstrap_auroc, format_mean_std,
-                      multiclass_metrics, select_threshold, summarize_runs)
+from .metrics import (
+    BINARY_KEYS,
+    MULTI_KEYS,
+    binary_metrics,
+    fast_bootstrap_auroc,
+    format_mean_std,
+    multiclass_metrics,
+    select_threshold,
+    summarize_runs,
+)
 from .models import display_name
 from .train import describe_config
 

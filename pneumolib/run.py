@@ -6,6 +6,11 @@ Usage (from the project root, or anywhere with ``PNEUMOLAB_ROOT`` set)::
     python -m pneumolib.run --profile cpu --only 03 04
     python -m pneumolib.run --profile cpu --from 05  # 05, 06, ... to the end
     python -m pneumolib.run --list                   # what would run, then exit
+    python -m pneumolib.run -p NAME VALUE            # another parameter, as papermill -p
+
+Before any kernel starts, every parameter name is checked against each selected notebook's
+``parameters`` cell (:func:`check_parameters`): an unknown name is an error (exit status 2), not
+papermill's warning. So is a set but empty or missing ``$PNEUMOLAB_DATA``.
 
 Each ``notebooks/NN_*.ipynb`` is executed with the parameter ``profile`` injected into its
 ``parameters`` cell, in ``notebooks/`` as working directory, and the executed copy (outputs
@@ -18,12 +23,14 @@ printed and recorded, when :func:`pneumolib.data.kermany_available` is false.
 The first failing notebook stops the run (exit status 1) with its name, the failing cell and the
 error. Status and wall time of every notebook, the git commit, the profile hash and the machine go
 to ``results/<profile>/run_metadata.json``; entries of notebooks that were not run this time are
-kept.
+kept. The file is updated under its lock; a damaged one is set aside (renamed
+``run_metadata.json.corrupt-<time>``, with a note) and started afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import re
@@ -34,10 +41,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import DATA_ENV, data_root, kermany_available
+import nbformat
+import papermill
+import torch
+from papermill.exceptions import PapermillExecutionError
+from tqdm.auto import tqdm
+
+from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
+from .results import CorruptArtefactError, build_dir, edit_json, project_root, read_json_object, results_dir, set_aside
 from .schema import FILES as RESULTS_FILES
-from .results import build_dir, project_root, read_json, results_dir, update_json
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Number prefixes of the notebooks that cannot run without the Kermany ``chest_xray`` folder.
@@ -111,6 +124,47 @@ def skip_reason(nb: Notebook) -> str | None:
     return None
 
 
+def data_config_problem() -> str | None:
+    """What is wrong with a set ``$PNEUMOLAB_DATA`` (empty, or not a folder), or None."""
+    if DATA_ENV not in os.environ:
+        return None
+    try:
+        data_root()
+    except DataNotFoundError as err:
+        return str(err)
+    return None
+
+
+# --------------------------------------------------------------------------- parameters
+def parse_parameters(pairs: list[list[str]]) -> dict:
+    """``[["seed", "3"], ...]`` from ``-p NAME VALUE`` to ``{"seed": 3}`` (Python literals, else strings)."""
+    out = {}
+    for name, text in pairs:
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
+    """Raise ValueError naming each notebook whose ``parameters`` cell does not define one of
+    ``parameters`` (papermill itself would only log a warning and run with the default)."""
+    problems = []
+    for nb in notebooks:
+        try:
+            known = set(papermill.inspect_notebook(str(nb.path)))
+        except ValueError as err:  # e.g. "No kernel name found": metadata.kernelspec missing
+            raise ValueError(f"{nb.path}: cannot read its parameters ({err}); it needs metadata.kernelspec "
+                             "(see scripts/check_notebooks_clean.py)") from err
+        unknown = sorted(set(parameters) - known)
+        if unknown:
+            problems.append(f"{nb.path.name} has no parameter {', '.join(map(repr, unknown))} "
+                            f"(its parameters cell defines: {', '.join(sorted(known)) or 'nothing'})")
+    if problems:
+        raise ValueError("unknown notebook parameter(s):\n  " + "\n  ".join(problems))
+
+
 # --------------------------------------------------------------------------- provenance
 def git_info(root: Path | None = None) -> dict:
     """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
@@ -152,8 +206,6 @@ def machine_info() -> dict:
         "cuda_device": None,
     }
     try:
-        import torch
-
         info["torch"] = torch.__version__
         if torch.cuda.is_available():
             info["cuda_device"] = torch.cuda.get_device_name(0)
@@ -170,8 +222,6 @@ def utc_now() -> str:
 def _source_cell_index(executed: Path, cell_index: int) -> int | None:
     """Index of the failing cell in the *committed* notebook (papermill inserts one cell)."""
     try:
-        import nbformat
-
         cells = nbformat.read(executed, as_version=4).cells
         injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     except Exception:
@@ -181,8 +231,6 @@ def _source_cell_index(executed: Path, cell_index: int) -> int | None:
 
 def describe_failure(nb: Notebook, err: BaseException, executed: Path, max_lines: int = 15) -> str:
     """Multi-line message naming the notebook, the failing cell, its source and the error."""
-    from papermill.exceptions import PapermillExecutionError
-
     lines = [f"FAILED: {nb.path.name}"]
     if isinstance(err, PapermillExecutionError):
         src_index = _source_cell_index(executed, err.cell_index)
@@ -204,24 +252,29 @@ def describe_failure(nb: Notebook, err: BaseException, executed: Path, max_lines
 
 
 def _error_summary(err: BaseException) -> str:
-    from papermill.exceptions import PapermillExecutionError
-
     if isinstance(err, PapermillExecutionError):
         return f"cell {err.cell_index} (In [{err.exec_count}]): {err.ename}: {err.evalue}"
     return f"{type(err).__name__}: {err}"
 
 
 # --------------------------------------------------------------------------- running
-def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
-    """Merge one notebook's entry into the ``notebooks`` table of the metadata file."""
-    table = {}
+def open_metadata(meta_path: Path) -> None:
+    """Check the run metadata file before a run: a damaged one is set aside (with a note) and
+    started afresh, so the runner never stops on it and never merges into a partial table."""
     if meta_path.exists():
         try:
-            table = dict(read_json(meta_path).get("notebooks") or {})
-        except (ValueError, OSError):  # unreadable file: start the table afresh
-            table = {}
-    table[nb.name] = entry
-    update_json(meta_path, "notebooks", dict(sorted(table.items())))
+            read_json_object(meta_path)
+        except CorruptArtefactError as err:
+            set_aside(meta_path, f"{err.problem}; a new one is started (earlier notebooks' entries are in the "
+                                 "set-aside copy)")
+
+
+def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
+    """Merge one notebook's entry into the ``notebooks`` table of the metadata file (under its lock)."""
+    with edit_json(meta_path) as meta:
+        table = dict(meta.get("notebooks") or {})
+        table[nb.name] = entry
+        meta["notebooks"] = dict(sorted(table.items()))
 
 
 def _fmt_s(seconds: float) -> str:
@@ -245,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", metavar="NN", default=None,
                    help="start at this notebook number, e.g. --from 05")
     p.add_argument("--list", action="store_true", help="list the notebooks that would run, then exit")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="inject another notebook parameter (as papermill -p); a name that a selected notebook's "
+                        "parameters cell does not define is an error")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     p.add_argument("--cell-progress", action="store_true",
                    help="also show papermill's per-cell progress bar inside each notebook")
@@ -276,19 +332,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({len(selected)} of {len(found)} selected, profile {args.profile})")
         return 0
 
-    import papermill
-    from tqdm.auto import tqdm
-
     profile = args.profile
+    parameters = {**parse_parameters(args.parameter), "profile": profile}
+    if any(name == "profile" for name, _ in args.parameter):
+        print("error: set the profile with --profile, not -p profile", file=sys.stderr)
+        return 2
+    try:
+        check_parameters(selected, parameters)
+        problem = data_config_problem()
+    except ValueError as err:
+        problem = str(err)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out_dir = build_dir("executed", profile)
     meta_path = results_dir(profile) / METADATA_FILE
     git = git_info(root)
     p_hash = profile_hash(get_profile(profile))
     run_date = utc_now()
-    for key, value in (("schema_version", RESULTS_FILES["run_metadata"].version), ("profile", profile),
-                       ("profile_hash", p_hash), ("git", git),
-                       ("date", run_date), ("machine", machine_info())):
-        update_json(meta_path, key, value)
+    open_metadata(meta_path)
+    with edit_json(meta_path) as meta:
+        meta.update(schema_version=RESULTS_FILES["run_metadata"].version, profile=profile, profile_hash=p_hash,
+                    git=git, date=run_date, machine=machine_info())
 
     print(f"PneumoLab run: profile {profile} ({p_hash}), {len(selected)} notebook(s), "
           f"commit {git['commit'] or 'unknown'}{' (dirty)' if git['dirty'] else ''}", flush=True)
@@ -313,10 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             papermill.execute_notebook(
                 str(nb.path), str(executed),
-                parameters={"profile": profile},
+                parameters=parameters,
                 cwd=str(nb.path.parent),
                 kernel_name=args.kernel,
-                language="python",  # `make strip` removes kernelspec/language_info metadata
+                language="python",
                 progress_bar=args.cell_progress,
             )
         except KeyboardInterrupt:
@@ -342,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
 
     total = time.perf_counter() - t_run
-    update_json(meta_path, "total_wall_s", round(total, 2))
+    with edit_json(meta_path) as meta:
+        meta["total_wall_s"] = round(total, 2)
     print(f"\n{len(ran)} ok, {len(skipped)} skipped"
           f"{', 1 failed' if exit_code else ''} in {_fmt_s(total)}; metadata: {meta_path}")
     for nb, reason in skipped:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
 from .jsoncheck import SchemaError, check
-
 from .profiles import Profile, profile_hash
 from .results import jsonable, modify_json, read_json, results_dir, write_json
 

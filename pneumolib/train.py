@@ -9,8 +9,14 @@ of the lowest validation loss. A profile sets them per task (``Profile.protocol_
 
 Resumable. :func:`train_or_load` keeps each (task, model, seed, profile) run in its own folder
 under ``build/runs``. A finished run is loaded in seconds instead of retrained; an interrupted
-one continues from its last completed epoch. Every file is written atomically and checkpoints
-are loaded with ``weights_only=True``.
+one continues from its last completed epoch (or not at all, if early stopping had already decided
+to stop). Every file is written atomically and checkpoints are loaded with ``weights_only=True``.
+
+Validated. The finished-run marker ``done.json`` records the byte size, sha256 and row count of
+``predictions.csv``, ``history.csv`` and ``best.pt``; a file that does not match, a damaged marker
+or ``last.pt``, or (under an older marker without checksums) a CSV with the wrong rows is set aside
+as ``<name>.corrupt-<time>`` with a note naming it, and the run is retrained. Nothing is computed
+from a partial file.
 """
 
 from __future__ import annotations
@@ -28,12 +34,25 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .data import ImageSet
 from .metrics import auroc_or_nan, macro_auroc_or_nan
 from .models import Classifier, build_model
 from .profiles import Profile, profile_hash, require_profile
-from .results import build_dir, load_checkpoint, read_json, save_checkpoint, write_json, write_text
+from .results import (
+    CorruptArtefactError,
+    build_dir,
+    file_record,
+    load_checkpoint,
+    read_csv,
+    read_json_object,
+    save_checkpoint,
+    set_aside,
+    verify_file,
+    write_json,
+    write_text,
+)
 from .transforms import Augment
 
 
@@ -164,6 +183,36 @@ def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
     return dict(loss=total / n, accuracy=float((pred == y).mean()), auroc=auroc)
 
 
+def _early_stop(epoch: int, best_epoch: int, config: TrainConfig) -> bool:
+    """True when training ends after (0-based) ``epoch``: ``patience`` epochs without a new best,
+    outside the head-only phase."""
+    return epoch + 1 - best_epoch >= config.patience and epoch >= config.head_epochs
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "generator", "torch_rng", "history", "epoch", "elapsed", "best_epoch")
+
+
+def _resume_state(run_dir: Path, config: TrainConfig) -> tuple[dict, dict | None] | None:
+    """``(last.pt state, best weights or None)`` to resume from, or None to start afresh: a state of
+    another config, or a damaged ``last.pt``/``best.pt`` (set aside with a note; the run restarts)."""
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    try:
+        state = load_checkpoint(last_path)
+        if state.get("config_key") != config.key():
+            return None
+        missing = [k for k in RESUME_KEYS if k not in state]
+        if missing:
+            raise CorruptArtefactError(last_path, f"lacks {', '.join(missing)}")
+        if state["best_epoch"] > 0 and not best_path.exists():
+            raise CorruptArtefactError(last_path, f"needs {best_path.name}, which is missing")
+        return state, load_checkpoint(best_path) if state["best_epoch"] > 0 else None
+    except CorruptArtefactError as err:
+        set_aside(err.path, f"cannot be resumed from ({err.problem}); training restarts from epoch 1")
+        for path in (last_path, best_path):  # one is useless without the other
+            path.unlink(missing_ok=True)
+        return None
+
+
 def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConfig, run_dir: Path | None = None,
         progress: bool = True) -> FitResult:
     """Train ``model``, choosing the checkpoint on ``val_set``; resumes from ``run_dir/last.pt`` if present.
@@ -171,8 +220,6 @@ def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConf
     After each epoch the full training state is checkpointed (atomically) to ``run_dir/last.pt``
     and the best weights so far to ``run_dir/best.pt``; on return ``model`` holds the best weights.
     """
-    from tqdm.auto import tqdm
-
     loss_fn = make_loss(config.loss, train.labels, model.num_outputs, config.focal_gamma)
     generator = torch.Generator().manual_seed(config.seed)
     if config.channels_last:
@@ -189,17 +236,19 @@ def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConf
     best = {"score": float("inf"), "epoch": -1, "state": None}
     start_epoch, elapsed = 0, 0.0
     last_path = run_dir / "last.pt" if run_dir else None
-    if last_path is not None and last_path.exists():
-        state = load_checkpoint(last_path)
-        if state.get("config_key") == config.key():
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
-            history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
-            best_state = load_checkpoint(run_dir / "best.pt") if state["best_epoch"] > 0 else None
-            best = {"score": state.get("best_score", state.get("best_loss")), "epoch": state["best_epoch"], "state": best_state}
+    resume = _resume_state(run_dir, config) if last_path is not None and last_path.exists() else None
+    if resume is not None:
+        state, best_state = resume
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
+        best = {"score": state.get("best_score", state.get("best_loss")), "epoch": state["best_epoch"],
+                "state": best_state}
+        if state.get("stopped", _early_stop(state["epoch"], state["best_epoch"], config)):
+            start_epoch = config.max_epochs  # early stopping had decided before the interruption
     bar = tqdm(range(start_epoch, config.max_epochs), desc=f"{model.name} seed {config.seed}",
                disable=not progress, initial=start_epoch, total=config.max_epochs, leave=False)
     for epoch in bar:
@@ -236,12 +285,12 @@ def fit(model: Classifier, train: ImageSet, val_set: ImageSet, config: TrainConf
                 save_checkpoint(run_dir / "best.pt", best["state"])
         bar.set_postfix(train_loss=f"{history[-1]['train_loss']:.3f}", val_loss=f"{val['loss']:.3f}",
                         val_auroc=f"{val['auroc']:.3f}")
-        stop = epoch + 1 - best["epoch"] >= config.patience and epoch >= config.head_epochs
+        stop = _early_stop(epoch, best["epoch"], config)
         if last_path is not None:
             save_checkpoint(last_path, dict(config_key=config.key(), model=model.state_dict(),
                                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                             generator=generator.get_state(), torch_rng=torch.get_rng_state(),
-                                            history=history, epoch=epoch,
+                                            history=history, epoch=epoch, stopped=stop,
                                             elapsed=elapsed, best_score=best["score"], best_epoch=best["epoch"]))
         if stop:
             break
@@ -322,6 +371,61 @@ def _predictions_frame(model, splits: dict[str, ImageSet], bf16: bool) -> tuple[
     return pd.concat(frames, ignore_index=True), ms_per_img
 
 
+MARKER_KEYS = ("config_key", "data", "weights", "best_epoch", "epochs_run", "train_time_s", "ms_per_img")
+
+
+def _check_run_tables(run_dir: Path, history: pd.DataFrame, preds: pd.DataFrame, splits: dict[str, ImageSet],
+                      epochs_run: int) -> None:
+    """Row counts and labels of a finished run's CSVs against its marker and the data: catches a
+    truncated or foreign file even under an old marker without checksums."""
+    if len(history) != epochs_run or history["epoch"].tolist() != list(range(1, epochs_run + 1)):
+        raise CorruptArtefactError(run_dir / "history.csv", f"has {len(history)} epoch rows, but the run trained "
+                                   f"{epochs_run} epochs (truncated or changed)")
+    for split in ("val", "test"):
+        part = preds[preds["split"] == split]
+        labels = splits[split].labels.numpy()
+        if len(part) != len(labels) or not (np.array_equal(part["index"], np.arange(len(labels)))
+                                            and np.array_equal(part["y_true"], labels)):
+            raise CorruptArtefactError(run_dir / "predictions.csv", f"has {len(part)} {split} rows for the "
+                                       f"{len(labels)} {split} images, or other labels (truncated or changed)")
+    if len(preds) != sum(len(splits[s]) for s in ("val", "test")):
+        raise CorruptArtefactError(run_dir / "predictions.csv", "has rows of splits other than val and test")
+
+
+def _load_finished(run_dir: Path, model: Classifier, splits: dict[str, ImageSet], config_key: str,
+                   fingerprint: str) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
+    """``(history, predictions, info)`` of the finished run in ``run_dir``, with the best weights loaded
+    into ``model``; None if it must be retrained: another config or data, an older model definition,
+    or a damaged file (set aside with a note naming it).
+
+    Every file is checked against the sha256 and row count ``done.json`` records for it; a marker of
+    an earlier version (no ``files``) gets the checks that need no checksum: a readable checkpoint,
+    complete CSVs, one prediction per val/test image with the right label, one history row per epoch.
+    """
+    done_path = run_dir / "done.json"
+    try:
+        info = read_json_object(done_path, fix="Delete it and rerun: the run is retrained.")
+        missing = [k for k in MARKER_KEYS if k not in info]
+        if missing:
+            raise CorruptArtefactError(done_path, f"is not a finished-run marker (lacks {', '.join(missing)})")
+        if info["config_key"] != config_key or info["data"] != fingerprint:
+            return None
+        for name, record in (info.get("files") or {}).items():
+            verify_file(run_dir / name, record)
+        model.load_state_dict(load_checkpoint(run_dir / "best.pt"))
+        history = read_csv(run_dir / "history.csv", ("epoch", "train_loss", "val_loss"))
+        preds = read_csv(run_dir / "predictions.csv", ("split", "index", "y_true"))
+        _check_run_tables(run_dir, history, preds, splits, info["epochs_run"])
+    except CorruptArtefactError as err:
+        set_aside(err.path, f"{err.problem}; the run is retrained")
+        return None
+    except (RuntimeError, OSError) as err:  # checkpoint of an older model definition, or a file missing
+        print(f"{run_dir}: cannot load the finished run ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+              "retraining.")
+        return None
+    return history, preds, info
+
+
 def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profile: Profile, seed: int,
                   config: TrainConfig | None = None, image_size: int | None = None, weights: str | None = None,
                   progress: bool = True, retrain: bool = False) -> Run:
@@ -345,19 +449,14 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
     done_path = run_dir / "done.json"
     if weights == "imagenet" and model_name != "simple_cnn" and config.head_epochs == 0:
         config = dataclasses.replace(config, head_epochs=prof.head_epochs)
-    if not retrain and done_path.exists():
-        info = read_json(done_path)
-        try:
-            matches = info.get("config_key") == config.key() and info.get("data") == fingerprint
-            if matches:
-                model.load_state_dict(load_checkpoint(run_dir / "best.pt"))
-        except (RuntimeError, OSError) as err:  # checkpoint of an older model definition
-            print(f"{run_dir}: cannot load the finished run ({type(err).__name__}); retraining.")
-            matches = False
-        if matches:
-            return Run(task, model_name, seed, prof.name, model, pd.read_csv(run_dir / "history.csv"),
-                       pd.read_csv(run_dir / "predictions.csv"), info, loaded=True)
-    if retrain or (done_path.exists()):
+    finished = done_path.exists()
+    if finished and not retrain:
+        loaded = _load_finished(run_dir, model, splits, config.key(), fingerprint)
+        if loaded is not None:
+            return Run(task, model_name, seed, prof.name, model, *loaded, loaded=True)
+        seed_everything(seed)  # the failed load may have changed the weights: start as a fresh run does
+        model = build_model(model_name, num_outputs, weights, image_size)
+    if retrain or finished:
         for f in ("last.pt", "best.pt", "done.json"):
             (run_dir / f).unlink(missing_ok=True)
     result = fit(model, splits["train"], splits["val"], config, run_dir, progress)
@@ -370,6 +469,9 @@ def train_or_load(task: str, model_name: str, splits: dict[str, ImageSet], profi
                 parameters=sum(p.numel() for p in model.parameters()))
     write_text(run_dir / "history.csv", result.history.to_csv(index=False))
     write_text(run_dir / "predictions.csv", preds.to_csv(index=False))
+    info["files"] = {"predictions.csv": file_record(run_dir / "predictions.csv", len(preds)),
+                     "history.csv": file_record(run_dir / "history.csv", len(result.history)),
+                     **({"best.pt": file_record(run_dir / "best.pt")} if (run_dir / "best.pt").exists() else {})}
     write_json(done_path, info)  # written last: its presence means the run is complete
     (run_dir / "last.pt").unlink(missing_ok=True)
     return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)

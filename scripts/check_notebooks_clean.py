@@ -4,6 +4,9 @@
 Every notebook in ``notebooks/`` (or the paths given) must
 
 * be valid nbformat 4,
+* carry the kernelspec ``{"name": "python3", "language": "python", ...}`` in its metadata, so
+  plain ``papermill nb.ipynb out.ipynb -p profile cpu`` finds its kernel (``make setup``
+  registers ``python3``; ``make strip`` keeps it),
 * have no outputs and no execution counts (``make strip`` removes them),
 * have exactly one cell tagged ``parameters``, a code cell that assigns ``profile = "smoke"``
   (papermill injects the real profile after it; nbval runs the notebook as committed),
@@ -30,6 +33,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 # sys.path.append(...), sys.path.insert(...), sys.path = ..., sys.path += ..., sys.path[0:0] = ...
 _SYS_PATH = re.compile(
@@ -78,6 +82,11 @@ def check_notebook(path: str | Path) -> list[str]:
         nbformat.validate(nb)
     except nbformat.ValidationError as err:
         problems.append(f"invalid nbformat: {str(err).splitlines()[0]}")
+
+    kernelspec = nb.metadata.get("kernelspec") or {}
+    if (kernelspec.get("name"), kernelspec.get("language")) != (KERNELSPEC["name"], KERNELSPEC["language"]):
+        problems.append(f"metadata.kernelspec is {dict(kernelspec) or 'missing'}; expected {KERNELSPEC} "
+                        "(papermill needs it to find the kernel)")
 
     params = []
     for i, cell in enumerate(nb.cells):

@@ -101,9 +101,12 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
     assert torch.equal(model(x), other(x))
     # weights_only refuses arbitrary objects: a checkpoint cannot run code
     import pathlib
+
+    from pneumolib.results import CorruptArtefactError
     torch.save({"not_a_tensor": pathlib.PurePosixPath("x")}, tmp_path / "bad.pt")
-    with pytest.raises(Exception, match="weights_only"):
+    with pytest.raises(CorruptArtefactError, match="bad.pt: .*weights-only load refuses") as err:
         load_checkpoint(tmp_path / "bad.pt")
+    assert "weights_only=False" not in str(err.value)
 
 
 CFG = TrainConfig(max_epochs=3, patience=2, batch_size=16, lr=1e-3)

@@ -1,5 +1,6 @@
 """Committed notebooks are clean (no outputs, no counts, one smoke ``parameters`` cell, no
-``sys.path`` hacks): the checks live in ``scripts/check_notebooks_clean.py``; fix with ``make strip``."""
+``sys.path`` hacks, the ``python3`` kernelspec): the checks live in ``scripts/check_notebooks_clean.py``;
+fix with ``make strip``."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def test_notebook_is_clean(path):
 
 
 # ---------------------------------------------------------------- the checker itself
-def _write(tmp_path, cells, name="nb.ipynb"):
+def _write(tmp_path, cells, name="nb.ipynb", kernelspec=checker.KERNELSPEC):
     nb = nbformat.v4.new_notebook(cells=cells)
+    if kernelspec is not None:
+        nb.metadata["kernelspec"] = dict(kernelspec)
     path = tmp_path / name
     nbformat.write(nb, path)
     return path
@@ -69,3 +72,13 @@ def test_checker_flags_each_problem(tmp_path):
                    "site.addsitedir('..')"):
         path = _write(tmp_path, [_params(), nbformat.v4.new_code_cell(source)], "d.ipynb")
         assert any("sys.path" in p for p in checker.check_notebook(path)), source
+
+
+def test_checker_requires_the_kernelspec(tmp_path):
+    """Without it plain papermill fails with "No kernel name found" (issue 18)."""
+    cells = [_params()]
+    missing = _write(tmp_path, cells, "e.ipynb", kernelspec=None)
+    assert any("metadata.kernelspec is missing" in p for p in checker.check_notebook(missing))
+    other = _write(tmp_path, cells, "f.ipynb", kernelspec={"name": "julia-1.9", "language": "julia"})
+    assert any("julia" in p for p in checker.check_notebook(other))
+    assert checker.check_notebook(_write(tmp_path, cells, "g.ipynb")) == []

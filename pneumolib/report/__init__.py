@@ -34,8 +34,17 @@ Layout of the package (each module imports only the ones above it):
 - :mod:`.build`: the template's context, output paths, the Typst PDF and the command line (:func:`main`).
 """
 
-from .blocks import (MissingResultsError, ReportError, Skipped, StaleResultsError, blocks_to_markdown, fmt_mean_std,
-                     fmt_num, fmt_pct, fmt_seconds)
+from .blocks import (
+                     MissingResultsError,
+                     ReportError,
+                     Skipped,
+                     StaleResultsError,
+                     blocks_to_markdown,
+                     fmt_mean_std,
+                     fmt_num,
+                     fmt_pct,
+                     fmt_seconds,
+)
 from .build import REFERENCE_PROFILE, TEMPLATE_NAME, build_context, build_report, main, report_paths
 from .card import model_card, model_card_blocks
 from .context import METADATA_FILE, RESULT_FILES
@@ -45,5 +54,6 @@ from .tables import BINARY_METRICS, MULTI_METRICS
 __all__ = [
     "ReportError", "MissingResultsError", "StaleResultsError", "RESULT_FILES",
     "build_context", "build_report", "model_card", "model_card_blocks", "blocks_to_markdown",
-    "report_paths", "fmt_num", "fmt_mean_std", "main",
+    "report_paths", "fmt_num", "fmt_mean_std", "fmt_pct", "fmt_seconds", "main", "Skipped", "REFERENCE_PROFILE",
+    "TEMPLATE_NAME", "METADATA_FILE", "BINARY_TARGETS", "BINARY_METRICS", "MULTI_METRICS",
 ]

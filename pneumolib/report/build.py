@@ -13,8 +13,15 @@ from .blocks import ReportError, blocks_to_markdown, heading, make_section
 from .card import model_card_blocks
 from .context import METADATA_FILE, RESULT_FILES, Results, cover
 from .fallback import tolerant
-from .sections import (section_augmentation, section_binary, section_calibration, section_data, section_gradcam,
-                       section_hierarchical, section_three_class)
+from .sections import (
+    section_augmentation,
+    section_binary,
+    section_calibration,
+    section_data,
+    section_gradcam,
+    section_hierarchical,
+    section_three_class,
+)
 
 REFERENCE_PROFILE = "cpu"  # its report is committed as report/report.pdf
 TEMPLATE_NAME = "report.typ"

@@ -9,8 +9,16 @@ from typing import Any, Iterable, Mapping
 from .. import schema
 from ..profiles import Profile, profile_hash, require_profile
 from ..results import project_root, read_json, results_dir
-from .blocks import (FIGURE_CAPTIONS, MissingResultsError, Skipped, StaleResultsError, figure_block, figure_caption,
-                     fmt_seconds, table)
+from .blocks import (
+    FIGURE_CAPTIONS,
+    MissingResultsError,
+    Skipped,
+    StaleResultsError,
+    figure_block,
+    figure_caption,
+    fmt_seconds,
+    table,
+)
 
 #: results file -> (number of the notebook that writes it, its default name), from the schema. Names
 #: are looked up in notebooks/ first, so a renamed notebook is still named correctly in error messages.

@@ -5,12 +5,33 @@ from __future__ import annotations
 
 from ..anchors import ANCHORS
 from ..metrics import summarize_runs
-from .blocks import (Skipped, bullets, fmt_mean_std, fmt_num, fmt_pct, fmt_seconds, heading, is_num, make_section,
-                     note_block, para, table)
+from .blocks import (
+    Skipped,
+    bullets,
+    fmt_mean_std,
+    fmt_num,
+    fmt_pct,
+    fmt_seconds,
+    heading,
+    is_num,
+    make_section,
+    note_block,
+    para,
+    table,
+)
 from .context import Results, figures, training_texts
 from .fallback import dict_table, section_generic
-from .tables import (BINARY_METRICS, MULTI_METRICS, calibration_table, full_kermany_test, full_mnist_test,
-                     multiclass_rows, skipped_notes, split_label, weights_label)
+from .tables import (
+    BINARY_METRICS,
+    MULTI_METRICS,
+    calibration_table,
+    full_kermany_test,
+    full_mnist_test,
+    multiclass_rows,
+    skipped_notes,
+    split_label,
+    weights_label,
+)
 
 # the binary task's goals on the `cpu` profile (scratch, 3 seeds, official test set): best mean over
 # models at threshold 0.5, and the wall time of a first run of notebooks 03 + 04 on 2 cores
