@@ -495,30 +495,31 @@ def write_results(profile: Profile, name: str, data: dict) -> Path:
     return write_json(path, data)
 
 
+def _modify(profile: Profile, name: str, change) -> dict:
+    """Apply ``change(data)`` to a results file under the lock, stamping the current schema version."""
+    version = results_file(name).version
+    return modify_json(results_path(profile, name), lambda data: {**change(data), "schema_version": version})
+
+
 def update_results(profile: Profile, name: str, **fields: Any) -> dict:
     """Set some top-level keys of a results file, keeping the others (read-modify-write under a lock)."""
-    path = results_path(profile, name)
     version = results_file(name).version
-    validate(name, _as_json({"schema_version": version, **fields}), path, partial=True)
-    return modify_json(path, lambda data: {**data, "schema_version": version, **fields})
+    validate(name, _as_json({"schema_version": version, **fields}), results_path(profile, name), partial=True)
+    return _modify(profile, name, lambda data: {**data, **fields})
 
 
 def add_model(profile: Profile, name: str, entry: dict, meta: dict) -> dict:
     """Store one model's entry under ``models/<model>-<weights>`` of a task's results file, with ``meta``."""
-    path, key = results_path(profile, name), f"{entry['model']}-{entry['weights']}"
-    validate(name, _as_json({"schema_version": results_file(name).version, "meta": meta, "models": {key: entry}}), path)
-
-    version = results_file(name).version
-    modify_json(path, lambda data: {**data, "schema_version": version, "meta": meta,
-                                    "models": {**data.get("models", {}), key: entry}})
+    key = f"{entry['model']}-{entry['weights']}"
+    validate(name, _as_json({"schema_version": results_file(name).version, "meta": meta, "models": {key: entry}}),
+             results_path(profile, name))
+    _modify(profile, name, lambda data: {**data, "meta": meta, "models": {**data.get("models", {}), key: entry}})
     return entry
 
 
 def record_skip(profile: Profile, name: str, key: str, reason: str) -> None:
     """Note in a task's results file that an arm was skipped, and why (e.g. ImageNet weights absent)."""
-    version = results_file(name).version
-    modify_json(results_path(profile, name),
-                lambda data: {**data, "schema_version": version, "skipped": {**data.get("skipped", {}), key: reason}})
+    _modify(profile, name, lambda data: {**data, "skipped": {**data.get("skipped", {}), key: reason}})
 
 
 def split_meta(profile: Profile, splits: dict, dataset: str) -> dict:
