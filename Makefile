@@ -31,7 +31,9 @@ $(STAMP): pyproject.toml
 run: setup ## execute the notebooks into build/executed/$(PROFILE)/ (ONLY="03 04" to pick some)
 	$(BIN)/python -m pneumolib.run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
 
-test: setup ## unit tests, every notebook once (smoke), checks on what they wrote, the smoke PDF
+test: setup ## lint, unit tests, every notebook once (smoke), checks on what they wrote, the smoke PDF
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest tests
 	@# each notebook runs once, through the runner (papermill), which records run metadata
 	$(BIN)/python -m pneumolib.run --profile smoke

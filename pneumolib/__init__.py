@@ -7,7 +7,7 @@ own floor), never one above it (``tests/test_layering.py`` checks this against :
     profiles, results, parameters, jsoncheck, metrics, transforms,  settings, files, notebook parameters,
     anchors                                                         numbers, references
     models, schema, data                                            networks, results files, datasets
-    train, audits, calibration                                      training, data audits, calibration
+    loop, train, audits, calibration                                training loop, run cache, data audits, calibration
     evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
     explain_tools, plots                                            Grad-CAM companions, figures
     report, run                                                     the PDF and model card, the notebook runner
@@ -18,12 +18,30 @@ from .parameters import check_injected_parameters
 __version__ = "0.1.0"
 
 #: every module, lowest first: a module may import only the ones before it
-LAYERS = ("profiles", "results", "parameters", "jsoncheck", "metrics", "transforms", "anchors",
-          "models", "schema", "data",
-          "train", "audits", "calibration",
-          "evaluate", "hierarchical", "ensemble", "explain",
-          "explain_tools", "plots",
-          "report", "run")
+LAYERS = (
+    "profiles",
+    "results",
+    "parameters",
+    "jsoncheck",
+    "metrics",
+    "transforms",
+    "anchors",
+    "models",
+    "schema",
+    "data",
+    "loop",
+    "train",
+    "audits",
+    "calibration",
+    "evaluate",
+    "hierarchical",
+    "ensemble",
+    "explain",
+    "explain_tools",
+    "plots",
+    "report",
+    "run",
+)
 
 # in a notebook run by plain papermill, a misspelt `-p NAME` fails here, at the notebook's first import
 check_injected_parameters()

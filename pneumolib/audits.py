@@ -89,10 +89,16 @@ def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
     h, w = x.shape[1:]
     bh, bw = max(1, round(h * border_fraction)), max(1, round(w * border_fraction))
     mask = torch.ones(h, w, dtype=torch.bool)
-    mask[bh:h - bh, bw:w - bw] = False
+    mask[bh : h - bh, bw : w - bw] = False
     flat = x.flatten(1)
-    return pd.DataFrame({"mean": flat.mean(1).numpy(), "std": flat.std(1, unbiased=False).numpy(),
-                         "border": x[:, mask].mean(1).numpy(), "centre": x[:, ~mask].mean(1).numpy()})
+    return pd.DataFrame(
+        {
+            "mean": flat.mean(1).numpy(),
+            "std": flat.std(1, unbiased=False).numpy(),
+            "border": x[:, mask].mean(1).numpy(),
+            "centre": x[:, ~mask].mean(1).numpy(),
+        }
+    )
 
 
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:
@@ -125,9 +131,14 @@ def compare_distributions(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, st
             raise ValueError(f"column {c!r}: need at least 2 values per group, got {len(x)} and {len(y)}")
         pooled = np.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
         ks = ks_2samp(x, y)
-        rows[c] = {f"mean {names[0]}": x.mean(), f"mean {names[1]}": y.mean(), "difference": y.mean() - x.mean(),
-                   "cohen_d": (y.mean() - x.mean()) / pooled if pooled > 0 else float("nan"),
-                   "ks_statistic": float(ks.statistic), "ks_p": float(ks.pvalue)}
+        rows[c] = {
+            f"mean {names[0]}": x.mean(),
+            f"mean {names[1]}": y.mean(),
+            "difference": y.mean() - x.mean(),
+            "cohen_d": (y.mean() - x.mean()) / pooled if pooled > 0 else float("nan"),
+            "ks_statistic": float(ks.statistic),
+            "ks_p": float(ks.pvalue),
+        }
     return pd.DataFrame(rows).T
 
 
@@ -148,17 +159,26 @@ class ShiftReport:
         return str(self.shift["cohen_d"].abs().idxmax())
 
     def aspect_table(self) -> pd.DataFrame:
-        return pd.DataFrame({f"{c} {s}": {"images": len(v), "mean width/height": v.mean(), "median": np.median(v)}
-                             for (s, c), v in self.aspect.items()}).T
+        return pd.DataFrame(
+            {
+                f"{c} {s}": {"images": len(v), "mean width/height": v.mean(), "median": np.median(v)}
+                for (s, c), v in self.aspect.items()
+            }
+        ).T
 
     def to_results(self) -> dict:
         """The ``shift`` entry of ``three_class.json``."""
-        return {"normal_recall": self.normal_recall, "normal_train_vs_test": self.shift.to_dict(orient="index"),
-                "aspect_ratio": {"mean": {f"{c} {s}": float(v.mean()) for (s, c), v in self.aspect.items()},
-                                 "auroc_pneumonia": self.aspect_auroc},
-                "spearman_with_p_pneumonia_on_normal_test": self.spearman,
-                "normal_test_error_rate_by_aspect_tercile": self.error_by_aspect_tercile.to_dict(),
-                "largest_shift": self.largest_shift}
+        return {
+            "normal_recall": self.normal_recall,
+            "normal_train_vs_test": self.shift.to_dict(orient="index"),
+            "aspect_ratio": {
+                "mean": {f"{c} {s}": float(v.mean()) for (s, c), v in self.aspect.items()},
+                "auroc_pneumonia": self.aspect_auroc,
+            },
+            "spearman_with_p_pneumonia_on_normal_test": self.spearman,
+            "normal_test_error_rate_by_aspect_tercile": self.error_by_aspect_tercile.to_dict(),
+            "largest_shift": self.largest_shift,
+        }
 
 
 def shift_audit(splits: Mapping[str, ImageSet], p_val: np.ndarray, p_test: np.ndarray) -> ShiftReport:
@@ -166,6 +186,7 @@ def shift_audit(splits: Mapping[str, ImageSet], p_val: np.ndarray, p_test: np.nd
 
     ``p_val``/``p_test``: the three-class ensemble's probabilities ``(N, 3)`` on the val and test splits.
     """
+
     def of_class(split, cls):
         return splits[split].labels.numpy() == CLASSES_3.index(cls)
 
@@ -174,18 +195,32 @@ def shift_audit(splits: Mapping[str, ImageSet], p_val: np.ndarray, p_test: np.nd
         return image_statistics(splits[split].images[of_class(split, cls)]).assign(aspect=aspect_ratios(paths))
 
     y_val, y_test = splits["val"].labels.numpy(), splits["test"].labels.numpy()
-    normal_recall = {"val (official train folder)": float((p_val[y_val == 0].argmax(1) == 0).mean()),
-                     "test (official test folder)": float((p_test[y_test == 0].argmax(1) == 0).mean())}
+    normal_recall = {
+        "val (official train folder)": float((p_val[y_val == 0].argmax(1) == 0).mean()),
+        "test (official test folder)": float((p_test[y_test == 0].argmax(1) == 0).mean()),
+    }
     stats = {f"{c} {s}": statistics(s, c) for c, s in (("normal", "train"), ("normal", "test"), ("virus", "train"))}
     shift = compare_distributions(stats["normal train"], stats["normal test"], ("normal train", "normal test"))
-    aspect = {(s, c): aspect_ratios(splits[s].meta["path"][of_class(s, c)].tolist())
-              for s in ("train", "test") for c in CLASSES_3}
-    aspect_auroc = {s: float(roc_auc_score(
-        np.r_[np.zeros(len(aspect[s, "normal"])), np.ones(len(aspect[s, "bacteria"]) + len(aspect[s, "virus"]))],
-        np.r_[aspect[s, "normal"], aspect[s, "bacteria"], aspect[s, "virus"]])) for s in ("train", "test")}
+    aspect = {
+        (s, c): aspect_ratios(splits[s].meta["path"][of_class(s, c)].tolist())
+        for s in ("train", "test")
+        for c in CLASSES_3
+    }
+    aspect_auroc = {
+        s: float(
+            roc_auc_score(
+                np.r_[
+                    np.zeros(len(aspect[s, "normal"])), np.ones(len(aspect[s, "bacteria"]) + len(aspect[s, "virus"]))
+                ],
+                np.r_[aspect[s, "normal"], aspect[s, "bacteria"], aspect[s, "virus"]],
+            )
+        )
+        for s in ("train", "test")
+    }
     p_pneumonia = p_test[y_test == 0, 1:].sum(1)
-    spearman = {c: float(spearmanr(stats["normal test"][c], p_pneumonia).statistic)
-                for c in ("mean", "std", "border", "aspect")}
+    spearman = {
+        c: float(spearmanr(stats["normal test"][c], p_pneumonia).statistic) for c in ("mean", "std", "border", "aspect")
+    }
     wrong = p_test[y_test == 0].argmax(1) != 0
     terciles = pd.qcut(stats["normal test"]["aspect"], 3, labels=["narrow", "middle", "wide"], duplicates="drop")
     by_shape = pd.Series(wrong).groupby(terciles, observed=True).mean()

@@ -33,8 +33,9 @@ never the reverse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -90,9 +91,7 @@ def _check_inputs(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
     if y_prob.ndim not in (1, 2):
         raise ValueError(f"y_prob must be 1-D (binary) or 2-D (N, K), got shape {y_prob.shape}")
     if y_true.shape[0] != y_prob.shape[0]:
-        raise ValueError(
-            f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}"
-        )
+        raise ValueError(f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}")
     if y_true.size == 0:
         raise ValueError("empty input: y_true and y_prob contain no samples")
     n_classes = 2 if y_prob.ndim == 1 else y_prob.shape[1]
@@ -244,9 +243,7 @@ def _check_logits(logits, y_true) -> tuple[np.ndarray, np.ndarray]:
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits must be 1-D (binary) or 2-D (N, K), got shape {logits.shape}")
     if logits.shape[0] != y_true.shape[0]:
-        raise ValueError(
-            f"shape mismatch: {logits.shape[0]} logits but {y_true.shape[0]} labels"
-        )
+        raise ValueError(f"shape mismatch: {logits.shape[0]} logits but {y_true.shape[0]} labels")
     if not np.all(np.isfinite(logits)):
         raise ValueError("logits contain NaN or infinite values")
     n_classes = 2 if logits.ndim == 1 else logits.shape[1]
@@ -362,14 +359,16 @@ def fit_temperatures(members: Mapping[str, Member] | Sequence[Member]) -> dict[s
 
 def scale_member(member: Member, temperature: float, label: str | None = None) -> Member:
     """The same member with probabilities ``sigmoid/softmax(logits / T)`` on both splits."""
+
     def scaled(s):
         return replace(s, logits=s.logits / temperature, probs=apply_temperature(s.logits, temperature))
 
     return replace(member, label=label or member.label, val=scaled(member.val), test=scaled(member.test))
 
 
-def calibration_report(members: Mapping[str, Member] | Sequence[Member],
-                       temperatures: Mapping[str, float]) -> dict[str, dict]:
+def calibration_report(
+    members: Mapping[str, Member] | Sequence[Member], temperatures: Mapping[str, float]
+) -> dict[str, dict]:
     """Test-set calibration of every member before and after its (validation-fitted) temperature.
 
     Returns ``{label: {"before": calibration_summary, "after": calibration_summary,
@@ -381,9 +380,12 @@ def calibration_report(members: Mapping[str, Member] | Sequence[Member],
         if m.label not in temperatures:
             raise KeyError(f"no temperature for {m.label!r}: fit it with fit_temperatures(...) on validation")
         t = float(temperatures[m.label])
-        entry = {"before": calibration_summary(m.test.y, m.test.probs),
-                 "after": calibration_summary(m.test.y, apply_temperature(m.test.logits, t)),
-                 "temperature": t, "temperature_at_bound": temperature_at_bound(t)}
+        entry = {
+            "before": calibration_summary(m.test.y, m.test.probs),
+            "after": calibration_summary(m.test.y, apply_temperature(m.test.logits, t)),
+            "temperature": t,
+            "temperature_at_bound": temperature_at_bound(t),
+        }
         if getattr(m, "members", ()):  # an ensemble: the labels of its averaged models
             entry["members"] = list(m.members)
         report[m.label] = entry
@@ -394,8 +396,7 @@ def calibration_table(report: Mapping[str, dict], digits: int = 3) -> pd.DataFra
     """One row per model: T, then ECE (10 / 15 bins), MCE, Brier and NLL before -> after."""
     rows = {}
     for label, entry in report.items():
-        row = {"T (val)": round(entry["temperature"], digits),
-               "T at search bound": bool(entry["temperature_at_bound"])}
+        row = {"T (val)": round(entry["temperature"], digits), "T at search bound": bool(entry["temperature_at_bound"])}
         for key in ("ece_10", "ece_15", "mce_15", "brier", "nll"):
             row[f"{key} before"] = round(entry["before"][key], digits)
             row[f"{key} after"] = round(entry["after"][key], digits)
@@ -403,15 +404,17 @@ def calibration_table(report: Mapping[str, dict], digits: int = 3) -> pd.DataFra
     return pd.DataFrame(rows).T
 
 
-def reliability_pairs(members: Sequence[Member], temperatures: Mapping[str, float],
-                      n_bins: int = 15) -> dict[str, pd.DataFrame]:
+def reliability_pairs(
+    members: Sequence[Member], temperatures: Mapping[str, float], n_bins: int = 15
+) -> dict[str, pd.DataFrame]:
     """Test reliability tables before and after temperature scaling, for ``plot_reliability``."""
     tables = {}
     for m in members:
         t = temperatures[m.label]
         tables[f"{m.label}: before"] = reliability_table(m.test.y, m.test.probs, n_bins)
-        tables[f"{m.label}: after (T = {t:.2f})"] = reliability_table(m.test.y, apply_temperature(m.test.logits, t),
-                                                                      n_bins)
+        tables[f"{m.label}: after (T = {t:.2f})"] = reliability_table(
+            m.test.y, apply_temperature(m.test.logits, t), n_bins
+        )
     return tables
 
 
@@ -424,10 +427,13 @@ def calibration_results(report: Mapping[str, dict], ensembles: Mapping[str, Memb
     if primary not in ensembles:
         raise KeyError(f"primary ensemble {primary!r} not among {sorted(ensembles)}")
     ens_labels = {e.label for e in ensembles.values()}
-    return {"members": {k: v for k, v in report.items() if k not in ens_labels},
-            "ensemble": {"label": ensembles[primary].label, **report[ensembles[primary].label]},
-            "other_ensembles": {arm: {"label": e.label, **report[e.label]}
-                                for arm, e in ensembles.items() if arm != primary}}
+    return {
+        "members": {k: v for k, v in report.items() if k not in ens_labels},
+        "ensemble": {"label": ensembles[primary].label, **report[ensembles[primary].label]},
+        "other_ensembles": {
+            arm: {"label": e.label, **report[e.label]} for arm, e in ensembles.items() if arm != primary
+        },
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -453,8 +459,14 @@ def operating_points(y_val, p_val, y_test, p_test, rules: Mapping[str, str] = OP
     out = {}
     for name, (t, rule, how) in points.items():
         val = binary_metrics(y_val, p_val, t)
-        out[name] = {"threshold": float(t), "rule": rule, "chosen_on": how, "val_recall": val["recall"],
-                     "val_specificity": val["specificity"], "test": binary_metrics(y_test, p_test, t)}
+        out[name] = {
+            "threshold": float(t),
+            "rule": rule,
+            "chosen_on": how,
+            "val_recall": val["recall"],
+            "val_specificity": val["specificity"],
+            "test": binary_metrics(y_test, p_test, t),
+        }
     return out
 
 
@@ -463,10 +475,14 @@ def operating_point_table(points: Mapping[str, dict], digits: int = 3) -> pd.Dat
     rows = {}
     for name, e in points.items():
         t = e["test"]
-        rows[name] = {"rule": e["rule"], "threshold": round(e["threshold"], digits),
-                      "val recall": round(e["val_recall"], digits),
-                      **{f"test {k}": round(t[k], digits) for k in ("recall", "specificity", "precision", "f1")},
-                      "missed pneumonia (FN)": t["fn"], "healthy flagged (FP)": t["fp"]}
+        rows[name] = {
+            "rule": e["rule"],
+            "threshold": round(e["threshold"], digits),
+            "val recall": round(e["val_recall"], digits),
+            **{f"test {k}": round(t[k], digits) for k in ("recall", "specificity", "precision", "f1")},
+            "missed pneumonia (FN)": t["fn"],
+            "healthy flagged (FP)": t["fp"],
+        }
     return pd.DataFrame(rows).T
 
 
@@ -476,19 +492,29 @@ def describe_operating_point(name: str, entry: Mapping) -> str:
     t = entry["test"]
     n_pos, n_neg = t["tp"] + t["fn"], t["tn"] + t["fp"]
     chosen = "fixed" if entry["chosen_on"].startswith("fixed") else f"chosen on validation by {entry['rule']}"
-    return (f"{name} (threshold {entry['threshold']:.3f}, {chosen}): misses {t['fn']} of {n_pos} children "
-            f"with pneumonia ({t['fn'] / max(n_pos, 1):.1%}) and flags {t['fp']} of {n_neg} healthy "
-            f"children ({t['fp'] / max(n_neg, 1):.1%}) on the test set.")
+    return (
+        f"{name} (threshold {entry['threshold']:.3f}, {chosen}): misses {t['fn']} of {n_pos} children "
+        f"with pneumonia ({t['fn'] / max(n_pos, 1):.1%}) and flags {t['fp']} of {n_neg} healthy "
+        f"children ({t['fp'] / max(n_neg, 1):.1%}) on the test set."
+    )
 
 
 # --------------------------------------------------------------------------- #
 # The results file
 # --------------------------------------------------------------------------- #
-def calibration_file(profile: Profile, report: Mapping[str, dict], ensembles: Mapping[str, Member],
-                     points: Mapping[str, dict], comparison: Mapping[str, dict], target: Mapping[str, Any],
-                     report3: Mapping[str, dict] | None = None, ensembles3: Mapping[str, Member] | None = None,
-                     comparison3: Mapping[str, dict] | None = None, skipped3: str | None = None,
-                     primary: str = "transfer") -> dict:
+def calibration_file(
+    profile: Profile,
+    report: Mapping[str, dict],
+    ensembles: Mapping[str, Member],
+    points: Mapping[str, dict],
+    comparison: Mapping[str, dict],
+    target: Mapping[str, Any],
+    report3: Mapping[str, dict] | None = None,
+    ensembles3: Mapping[str, Member] | None = None,
+    comparison3: Mapping[str, dict] | None = None,
+    skipped3: str | None = None,
+    primary: str = "transfer",
+) -> dict:
     """Content of ``results/<profile>/calibration.json`` (without ``schema_version``, which
     ``schema.write_results`` adds): see :class:`pneumolib.schema.CalibrationResults`.
 
@@ -502,19 +528,30 @@ def calibration_file(profile: Profile, report: Mapping[str, dict], ensembles: Ma
         raise ValueError("pass report3, ensembles3 and comparison3 for the three-class part, or skipped3 (why not)")
     ens = ensembles[primary]
     return {
-        "meta": {"profile": profile.name, "profile_hash": profile_hash(profile), "ece_bins": [10, 15],
-                 "mce_bins": 15, "temperature_fitted_on": "validation", "thresholds_chosen_on": "validation",
-                 "binary_data": f"PneumoniaMNIST {profile.mnist_size} px",
-                 "three_class_data": None if skipped3 else f"Kermany {profile.kermany_size} px",
-                 "seeds": list(profile.seeds)},
+        "meta": {
+            "profile": profile.name,
+            "profile_hash": profile_hash(profile),
+            "ece_bins": [10, 15],
+            "mce_bins": 15,
+            "temperature_fitted_on": "validation",
+            "thresholds_chosen_on": "validation",
+            "binary_data": f"PneumoniaMNIST {profile.mnist_size} px",
+            "three_class_data": None if skipped3 else f"Kermany {profile.kermany_size} px",
+            "seeds": list(profile.seeds),
+        },
         "binary": calibration_results(report, ensembles, primary=primary),
-        "three_class": ({"skipped": skipped3} if skipped3 else
-                        calibration_results(report3, ensembles3, primary=primary)),
-        "operating_points": {"ensemble": ens.label, "temperature": report[ens.label]["temperature"],
-                             "thresholds": dict(points),
-                             "test_counts": {"pneumonia": int(ens.test.y.sum()),
-                                             "normal": int((ens.test.y == 0).sum())}},
-        "ensemble_vs_members": {"binary": dict(comparison),
-                                "three_class": dict(comparison3) if skipped3 is None else {"skipped": skipped3}},
+        "three_class": (
+            {"skipped": skipped3} if skipped3 else calibration_results(report3, ensembles3, primary=primary)
+        ),
+        "operating_points": {
+            "ensemble": ens.label,
+            "temperature": report[ens.label]["temperature"],
+            "thresholds": dict(points),
+            "test_counts": {"pneumonia": int(ens.test.y.sum()), "normal": int((ens.test.y == 0).sum())},
+        },
+        "ensemble_vs_members": {
+            "binary": dict(comparison),
+            "three_class": dict(comparison3) if skipped3 is None else {"skipped": skipped3},
+        },
         "target": dict(target),
     }

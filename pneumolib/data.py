@@ -64,7 +64,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 3 or self.images.dtype != torch.uint8:
-            raise ValueError(f"images must be a uint8 tensor (N, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 tensor (N, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if len(self.labels) != len(self.images):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
         if self.meta.empty:
@@ -82,7 +84,7 @@ class ImageSet:
         counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
         return dict(zip(self.classes, counts))
 
-    def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> "ImageSet":
+    def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> ImageSet:
         index = np.asarray(index, dtype=np.int64)
         return ImageSet(
             self.images[torch.from_numpy(index)],
@@ -92,7 +94,7 @@ class ImageSet:
             name or self.name,
         )
 
-    def with_labels(self, column: str, classes: tuple[str, ...]) -> "ImageSet":
+    def with_labels(self, column: str, classes: tuple[str, ...]) -> ImageSet:
         """Same images with labels taken from ``meta[column]`` (e.g. ``label3`` for three classes)."""
         labels = torch.tensor(self.meta[column].to_numpy(), dtype=torch.long)
         return ImageSet(self.images, labels, self.meta, classes, self.name)
@@ -193,8 +195,10 @@ def load_pneumoniamnist(
     if download is None:
         download = not configured
     path = pneumoniamnist_file(size, root)
-    where = (f"Put the official {path.name} there (from {info['url' if size == 28 else f'url_{size}']}), or "
-             f"point {DATA_ENV} at the folder that holds medmnist/{path.name} (`export {DATA_ENV}=/path/to/data`)")
+    where = (
+        f"Put the official {path.name} there (from {info['url' if size == 28 else f'url_{size}']}), or "
+        f"point {DATA_ENV} at the folder that holds medmnist/{path.name} (`export {DATA_ENV}=/path/to/data`)"
+    )
     if not path.exists() and not download:
         raise DataNotFoundError(f"{path} not found. {where}, or unset {DATA_ENV} so medmnist downloads the file.")
     if path.exists():
@@ -218,7 +222,9 @@ def _download_pneumoniamnist(medmnist, size: int, path: Path, where: str) -> Non
         raise DataNotFoundError(f"could not download {path.name} into {path.parent} ({reason}). {where}.") from err
 
 
-def load_pneumoniamnist_splits(size: int = 28, root=None, subset: int | None = None, seed: int = 0) -> dict[str, ImageSet]:
+def load_pneumoniamnist_splits(
+    size: int = 28, root=None, subset: int | None = None, seed: int = 0
+) -> dict[str, ImageSet]:
     """``{"train", "val", "test"}`` of PneumoniaMNIST, each optionally a stratified subset."""
     return {s: stratified_subset(load_pneumoniamnist(s, size, root), subset, seed) for s in SPLITS}
 
@@ -280,7 +286,8 @@ def require_kermany(notebook: str, root: str | os.PathLike | None = None) -> Pat
         raise DataNotFoundError(
             f"Notebook {notebook} needs the Kermany 'Chest X-Ray Images (Pneumonia)' folder. Download it from "
             f"{KERMANY_URL}, unpack it so that ${DATA_ENV}/kermany/chest_xray/train/NORMAL/*.jpeg exists, set "
-            f"{DATA_ENV} to that data folder and rerun. (Notebooks 01-04 and 07-08 run on PneumoniaMNIST alone.)")
+            f"{DATA_ENV} to that data folder and rerun. (Notebooks 01-04 and 07-08 run on PneumoniaMNIST alone.)"
+        )
     return kermany_dir(root)
 
 
@@ -305,8 +312,15 @@ def scan_kermany(root: str | os.PathLike | None = None) -> pd.DataFrame:
                 if parsed.label != (class_dir.name == "PNEUMONIA"):
                     raise ValueError(f"{f}: filename says {CLASSES_3[parsed.label3]} but it is in {class_dir.name}/")
                 rows.append(
-                    dict(split=split_dir.name, folder=class_dir.name, filename=f.name, path=str(f),
-                         label=parsed.label, label3=parsed.label3, patient_id=parsed.patient_id)
+                    dict(
+                        split=split_dir.name,
+                        folder=class_dir.name,
+                        filename=f.name,
+                        path=str(f),
+                        label=parsed.label,
+                        label3=parsed.label3,
+                        patient_id=parsed.patient_id,
+                    )
                 )
     if not rows:
         raise DataNotFoundError(f"{base} holds no images; expected {base}/train/NORMAL/*.jpeg etc.")
@@ -318,8 +332,9 @@ def scan_kermany(root: str | os.PathLike | None = None) -> pd.DataFrame:
 def _check_layout(base: Path, df: pd.DataFrame) -> None:
     """Every split folder must hold both class folders with images: a partial unpack is an error."""
     found = set(zip(df["split"], df["folder"]))
-    missing = [f"{split}/{folder}" for split in SPLITS for folder in ("NORMAL", "PNEUMONIA")
-               if (split, folder) not in found]
+    missing = [
+        f"{split}/{folder}" for split in SPLITS for folder in ("NORMAL", "PNEUMONIA") if (split, folder) not in found
+    ]
     if missing:
         raise DataNotFoundError(
             f"{base}: {', '.join(missing)} missing or empty. The Kermany folder must hold "
@@ -328,15 +343,18 @@ def _check_layout(base: Path, df: pd.DataFrame) -> None:
         )
 
 
-def grouped_split(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, stratify: str = "label3",
-                  group: str = "patient_id") -> tuple[np.ndarray, np.ndarray]:
+def grouped_split(
+    df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0, stratify: str = "label3", group: str = "patient_id"
+) -> tuple[np.ndarray, np.ndarray]:
     """Patient-grouped, stratified, seeded train/validation split: no patient is in both.
 
     Returns positional indices ``(train_idx, val_idx)`` into ``df``.
     """
     n_splits = max(2, round(1 / val_fraction))
     if df[group].nunique() < n_splits:
-        raise ValueError(f"need at least {n_splits} patients for a {val_fraction:.0%} grouped split, got {df[group].nunique()}")
+        raise ValueError(
+            f"need at least {n_splits} patients for a {val_fraction:.0%} grouped split, got {df[group].nunique()}"
+        )
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, val_idx = next(splitter.split(np.zeros(len(df)), df[stratify].to_numpy(), df[group].to_numpy()))
     return np.sort(train_idx), np.sort(val_idx)
@@ -403,8 +421,11 @@ def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bo
             stored = load_checkpoint(cache)
             images = stored.get("images")
             if stored.get("key") == key:
-                if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8
-                        or tuple(images.shape) != (len(paths), size, size)):
+                if (
+                    not isinstance(images, torch.Tensor)
+                    or images.dtype != torch.uint8
+                    or tuple(images.shape) != (len(paths), size, size)
+                ):
                     raise CorruptArtefactError(cache, "does not hold the images its key promises")
                 return images
         except CorruptArtefactError as err:  # rebuilt below, overwriting it
@@ -417,8 +438,14 @@ def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bo
     return images
 
 
-def load_kermany(size: int = 64, root=None, val_fraction: float = 0.15, seed: int = 0,
-                 subset: int | None = None, three_class: bool = False) -> dict[str, ImageSet]:
+def load_kermany(
+    size: int = 64,
+    root=None,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    subset: int | None = None,
+    three_class: bool = False,
+) -> dict[str, ImageSet]:
     """Kermany ``train`` / ``val`` / ``test`` as :class:`ImageSet` objects at ``size`` px.
 
     ``train`` and ``val`` are a patient-grouped split of the official train folder (the official
@@ -429,12 +456,21 @@ def load_kermany(size: int = 64, root=None, val_fraction: float = 0.15, seed: in
     images = cached_images(df["path"].tolist(), size, "kermany")
     official_train = np.flatnonzero(df["split"].to_numpy() == "train")
     tr, va = grouped_split(df.iloc[official_train], val_fraction, seed)
-    index = {"train": official_train[tr], "val": official_train[va], "test": np.flatnonzero(df["split"].to_numpy() == "test")}
+    index = {
+        "train": official_train[tr],
+        "val": official_train[va],
+        "test": np.flatnonzero(df["split"].to_numpy() == "test"),
+    }
     meta = df.drop(columns=["path"]).assign(path=df["path"])
     out = {}
     for split, idx in index.items():
-        data = ImageSet(images[torch.from_numpy(idx)], torch.tensor(df["label"].to_numpy()[idx]),
-                        meta.iloc[idx], CLASSES_BINARY, f"Kermany-{size} {split}")
+        data = ImageSet(
+            images[torch.from_numpy(idx)],
+            torch.tensor(df["label"].to_numpy()[idx]),
+            meta.iloc[idx],
+            CLASSES_BINARY,
+            f"Kermany-{size} {split}",
+        )
         if three_class:
             data = data.with_labels("label3", CLASSES_3)
         out[split] = stratified_subset(data, subset, seed)

@@ -21,8 +21,8 @@ probabilities are ``(N, K)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,9 +60,11 @@ class SplitArrays:
         if y.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {y.shape}")
         if logits.shape != probs.shape or logits.shape[:1] != y.shape:
-            raise ValueError(f"labels {y.shape}, logits {logits.shape} and probabilities {probs.shape} "
-                             "must describe the same images (same first dimension; logits and "
-                             "probabilities the same shape)")
+            raise ValueError(
+                f"labels {y.shape}, logits {logits.shape} and probabilities {probs.shape} "
+                "must describe the same images (same first dimension; logits and "
+                "probabilities the same shape)"
+            )
         object.__setattr__(self, "y", y.astype(int))
         object.__setattr__(self, "logits", logits.astype(float))
         object.__setattr__(self, "probs", probs.astype(float))
@@ -101,7 +103,8 @@ def _check_same_images(members: Sequence[Member]) -> None:
                 raise ValueError(
                     f"{m.label!r} and {first.label!r} were evaluated on different {split} images "
                     f"(shapes {b.probs.shape} vs {a.probs.shape} or different labels): ensemble and compare "
-                    "only runs of the same task trained with the same profile and splits.")
+                    "only runs of the same task trained with the same profile and splits."
+                )
 
 
 def collect_members(runs: Iterable) -> dict[str, Member]:
@@ -165,8 +168,9 @@ def ensemble_arms(arms: Mapping[str, Sequence]) -> tuple[dict[str, Member], dict
     if empty:
         raise ValueError(f"ensemble arm(s) {empty} have no runs: train or load them with train_seeds(...) first")
     members = collect_members([r for runs in arms.values() for r in runs])
-    ensembles = {arm: build_ensemble([members[member_label(r)] for r in runs], ensemble_name(runs))
-                 for arm, runs in arms.items()}
+    ensembles = {
+        arm: build_ensemble([members[member_label(r)] for r in runs], ensemble_name(runs)) for arm, runs in arms.items()
+    }
     return members, ensembles
 
 

@@ -11,6 +11,7 @@ their mean ± std over seeds, and a bootstrap 95% CI of the seed-averaged test A
 import numpy as np
 import pandas as pd
 
+from .loop import describe_config
 from .metrics import (
     BINARY_KEYS,
     MULTI_KEYS,
@@ -22,7 +23,6 @@ from .metrics import (
     summarize_runs,
 )
 from .models import display_name
-from .train import describe_config
 
 
 def binary_run_record(run, threshold_rule: str = "max_f1") -> dict:
@@ -30,17 +30,30 @@ def binary_run_record(run, threshold_rule: str = "max_f1") -> dict:
     y_val, _, p_val = run.split_arrays("val")
     y_test, _, p_test = run.split_arrays("test")
     t_val = select_threshold(y_val, p_val, threshold_rule)
-    return dict(seed=run.seed, best_epoch=run.info["best_epoch"], epochs_run=run.info["epochs_run"],
-                train_time_s=run.info["train_time_s"], img_per_s_train=run.info["img_per_s_train"],
-                ms_per_img=run.info["ms_per_img"], val_threshold=t_val, threshold_rule=threshold_rule,
-                at_05=binary_metrics(y_test, p_test, 0.5), at_val_threshold=binary_metrics(y_test, p_test, t_val))
+    return dict(
+        seed=run.seed,
+        best_epoch=run.info["best_epoch"],
+        epochs_run=run.info["epochs_run"],
+        train_time_s=run.info["train_time_s"],
+        img_per_s_train=run.info["img_per_s_train"],
+        ms_per_img=run.info["ms_per_img"],
+        val_threshold=t_val,
+        threshold_rule=threshold_rule,
+        at_05=binary_metrics(y_test, p_test, 0.5),
+        at_val_threshold=binary_metrics(y_test, p_test, t_val),
+    )
 
 
 def multiclass_run_record(run, classes) -> dict:
     y_test, _, p_test = run.split_arrays("test")
-    return dict(seed=run.seed, best_epoch=run.info["best_epoch"], epochs_run=run.info["epochs_run"],
-                train_time_s=run.info["train_time_s"], ms_per_img=run.info["ms_per_img"],
-                test=multiclass_metrics(y_test, p_test, classes))
+    return dict(
+        seed=run.seed,
+        best_epoch=run.info["best_epoch"],
+        epochs_run=run.info["epochs_run"],
+        train_time_s=run.info["train_time_s"],
+        ms_per_img=run.info["ms_per_img"],
+        test=multiclass_metrics(y_test, p_test, classes),
+    )
 
 
 def seed_averaged_auroc_ci(runs, n_boot: int = 1000, seed: int = 0) -> list[float]:
@@ -61,30 +74,47 @@ def binary_model_entry(runs, note: str = "") -> dict:
     """One model's entry (all seeds) for ``binary.json``: per-seed records, mean ± std, AUROC CI."""
     records = [binary_run_record(r) for r in runs]
     first = runs[0]
-    return dict(model=first.model_name, weights=first.info["weights"],
-                display_name=display_name(first.model_name, first.info["weights"]),
-                parameters=first.info["parameters"], image_size=first.info["image_size"], note=note,
-                protocol=run_protocol(first), runs=records,
-                summary=dict(at_05=summarize_runs([r["at_05"] for r in records], BINARY_KEYS),
-                             at_val_threshold=summarize_runs([r["at_val_threshold"] for r in records], BINARY_KEYS),
-                             ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
-                             train_time_s=float(sum(r["train_time_s"] for r in records))),
-                auroc_ci95=seed_averaged_auroc_ci(runs))
+    return dict(
+        model=first.model_name,
+        weights=first.info["weights"],
+        display_name=display_name(first.model_name, first.info["weights"]),
+        parameters=first.info["parameters"],
+        image_size=first.info["image_size"],
+        note=note,
+        protocol=run_protocol(first),
+        runs=records,
+        summary=dict(
+            at_05=summarize_runs([r["at_05"] for r in records], BINARY_KEYS),
+            at_val_threshold=summarize_runs([r["at_val_threshold"] for r in records], BINARY_KEYS),
+            ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
+            train_time_s=float(sum(r["train_time_s"] for r in records)),
+        ),
+        auroc_ci95=seed_averaged_auroc_ci(runs),
+    )
 
 
 def multiclass_model_entry(runs, classes) -> dict:
     """One model's entry (all seeds) for ``three_class.json``: per-seed records, mean ± std, per class."""
     records = [multiclass_run_record(r, classes) for r in runs]
     first = runs[0]
-    per_class = {c: summarize_runs([r["test"]["per_class"][c] for r in records], ("precision", "recall", "f1"))
-                 for c in classes}
-    return dict(model=first.model_name, weights=first.info["weights"],
-                display_name=display_name(first.model_name, first.info["weights"]),
-                parameters=first.info["parameters"], image_size=first.info["image_size"],
-                protocol=run_protocol(first), runs=records,
-                summary=dict(test=summarize_runs([r["test"] for r in records], MULTI_KEYS), per_class=per_class,
-                             ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
-                             train_time_s=float(sum(r["train_time_s"] for r in records))))
+    per_class = {
+        c: summarize_runs([r["test"]["per_class"][c] for r in records], ("precision", "recall", "f1")) for c in classes
+    }
+    return dict(
+        model=first.model_name,
+        weights=first.info["weights"],
+        display_name=display_name(first.model_name, first.info["weights"]),
+        parameters=first.info["parameters"],
+        image_size=first.info["image_size"],
+        protocol=run_protocol(first),
+        runs=records,
+        summary=dict(
+            test=summarize_runs([r["test"] for r in records], MULTI_KEYS),
+            per_class=per_class,
+            ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
+            train_time_s=float(sum(r["train_time_s"] for r in records)),
+        ),
+    )
 
 
 def run_protocol(run) -> dict:

@@ -41,7 +41,7 @@ sizes, border mass, example picking, the results file) live in :mod:`pneumolib.e
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -113,15 +113,19 @@ def get_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module
     if name is None:
         layer = getattr(model, "target_layer", None)
         if layer is None:
-            raise ValueError("model has no `target_layer`; pass a layer (or its name), e.g. one of "
-                             f"{[n for n, _ in model.named_modules() if n][:8]}")
+            raise ValueError(
+                "model has no `target_layer`; pass a layer (or its name), e.g. one of "
+                f"{[n for n, _ in model.named_modules() if n][:8]}"
+            )
         return getattr(model, "target_layer_name", None) or module_name(model, layer), layer
     try:
         return name, model.get_submodule(name)
     except AttributeError:
-        raise ValueError(f"{type(model).__name__} {getattr(model, 'name', '')!r} has no layer {name!r}; "
-                         f"suggested layers: {layer_names(model)} "
-                         "(any name from model.named_modules() works)") from None
+        raise ValueError(
+            f"{type(model).__name__} {getattr(model, 'name', '')!r} has no layer {name!r}; "
+            f"suggested layers: {layer_names(model)} "
+            "(any name from model.named_modules() works)"
+        ) from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -203,16 +207,22 @@ def _grad_cam_batch(model, layer, x, target_class, return_targets=False):
             (grads,) = torch.autograd.grad(_scores(logits, targets).sum(), a)
     finally:
         handle.remove()
-    weights = grads.mean(dim=(2, 3), keepdim=True)                # alpha_k, (N, K, 1, 1)
-    cam = F.relu((weights * a.detach()).sum(1, keepdim=True))     # (N, 1, h, w)
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # alpha_k, (N, K, 1, 1)
+    cam = F.relu((weights * a.detach()).sum(1, keepdim=True))  # (N, 1, h, w)
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     peak = cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
-    cam = (cam / peak).clamp_(0, 1)                              # all-zero map stays 0, never NaN
+    cam = (cam / peak).clamp_(0, 1)  # all-zero map stays 0, never NaN
     return (cam, targets) if return_targets else cam
 
 
-def grad_cam(model: nn.Module, images, target_class=None, layer: nn.Module | None = None,
-             batch_size: int = 64, return_targets: bool = False):
+def grad_cam(
+    model: nn.Module,
+    images,
+    target_class=None,
+    layer: nn.Module | None = None,
+    batch_size: int = 64,
+    return_targets: bool = False,
+):
     """Grad-CAM maps ``(N, H, W)`` in [0, 1] (float32 numpy) for grayscale ``images`` ``(N, 1, H, W)``.
 
     Parameters
@@ -237,8 +247,8 @@ def grad_cam(model: nn.Module, images, target_class=None, layer: nn.Module | Non
     cams, targets = [], []
     try:
         for s in range(0, x.shape[0], batch_size):
-            tc = None if t_all is None else (t_all if t_all.size == 1 else t_all[s:s + batch_size])
-            cam, t = _grad_cam_batch(model, layer, x[s:s + batch_size], tc, return_targets=True)
+            tc = None if t_all is None else (t_all if t_all.size == 1 else t_all[s : s + batch_size])
+            cam, t = _grad_cam_batch(model, layer, x[s : s + batch_size], tc, return_targets=True)
             cams.append(cam.cpu())
             targets.append(t)
     finally:
@@ -249,7 +259,9 @@ def grad_cam(model: nn.Module, images, target_class=None, layer: nn.Module | Non
     return cam
 
 
-def feature_map_size(model: nn.Module, image_size: int | Sequence[int], layer: nn.Module | None = None) -> tuple[int, int]:
+def feature_map_size(
+    model: nn.Module, image_size: int | Sequence[int], layer: nn.Module | None = None
+) -> tuple[int, int]:
     """Spatial size ``(h, w)`` of the Grad-CAM layer's activations for ``image_size`` px input.
 
     This is the true resolution of a Grad-CAM map; everything finer is bilinear interpolation.
@@ -257,6 +269,7 @@ def feature_map_size(model: nn.Module, image_size: int | Sequence[int], layer: n
     layer = _target_layer(model, layer)
     hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     shape: dict[str, tuple] = {}
+
     def hook(module, inputs, output):  # returns None: the output is left alone
         shape["s"] = tuple(output.shape)
 
@@ -316,16 +329,22 @@ def randomization_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
         convs = [i for i, m in enumerate(f) if isinstance(m, nn.Conv2d)]
         blocks = [("fc", [net.fc])]
         for b, i in reversed(list(enumerate(convs, 1))):
-            blocks.append((f"block{b}", [m for m in f[i:i + 2]]))
+            blocks.append((f"block{b}", [m for m in f[i : i + 2]]))
         return blocks
     if isinstance(net, tvm.ResNet):
-        return [("fc", [net.fc])] + [(n, [getattr(net, n)]) for n in ("layer4", "layer3", "layer2", "layer1")] \
+        return (
+            [("fc", [net.fc])]
+            + [(n, [getattr(net, n)]) for n in ("layer4", "layer3", "layer2", "layer1")]
             + [("stem", [net.conv1, net.bn1])]
+        )
     if isinstance(net, tvm.DenseNet):
         f = net.features
         blocks = [("classifier", [net.classifier]), ("denseblock4+norm5", [f.denseblock4, f.norm5])]
         for i in (3, 2, 1):
-            blocks += [(f"transition{i}", [getattr(f, f"transition{i}")]), (f"denseblock{i}", [getattr(f, f"denseblock{i}")])]
+            blocks += [
+                (f"transition{i}", [getattr(f, f"transition{i}")]),
+                (f"denseblock{i}", [getattr(f, f"denseblock{i}")]),
+            ]
         return blocks + [("stem", [f.conv0, f.norm0])]
     leaves = [(n, m) for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
     return [(n, [m]) for n, m in reversed(leaves)]
@@ -360,8 +379,14 @@ def randomize_layers(model: nn.Module, n_top: int, seed: int = 0) -> nn.Module:
     return clone
 
 
-def sanity_check(model: nn.Module, images, n_tops: Sequence[int] | None = None, target_class=None,
-                 layer: nn.Module | None = None, seed: int = 0):
+def sanity_check(
+    model: nn.Module,
+    images,
+    n_tops: Sequence[int] | None = None,
+    target_class=None,
+    layer: nn.Module | None = None,
+    seed: int = 0,
+):
     """Model-parameter randomisation test (Adebayo et al., 2018) for Grad-CAM.
 
     For each ``n_top`` in ``n_tops`` (default ``1 .. number of blocks``; 0 is allowed as a
@@ -405,17 +430,20 @@ def sanity_check(model: nn.Module, images, n_tops: Sequence[int] | None = None, 
                 rhos.append(float(spearmanr(a, b).statistic))
         rhos = np.asarray(rhos, dtype=float)
         ok = rhos[~np.isnan(rhos)]
-        rows.append({
-            "n_top": n,
-            "block": blocks[n - 1][0] if n > 0 else "(none)",
-            "spearman": float(ok.mean()) if ok.size else float("nan"),
-            "spearman_std": float(ok.std()) if ok.size else float("nan"),
-            "spearman_abs": float(np.abs(ok).mean()) if ok.size else float("nan"),
-            "n_undefined": int(np.isnan(rhos).sum()),
-            "abs_diff": float(np.abs(ref - cams).mean()),
-        })
-    return pd.DataFrame(rows, columns=["n_top", "block", "spearman", "spearman_std", "spearman_abs",
-                                      "n_undefined", "abs_diff"])
+        rows.append(
+            {
+                "n_top": n,
+                "block": blocks[n - 1][0] if n > 0 else "(none)",
+                "spearman": float(ok.mean()) if ok.size else float("nan"),
+                "spearman_std": float(ok.std()) if ok.size else float("nan"),
+                "spearman_abs": float(np.abs(ok).mean()) if ok.size else float("nan"),
+                "n_undefined": int(np.isnan(rhos).sum()),
+                "abs_diff": float(np.abs(ref - cams).mean()),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["n_top", "block", "spearman", "spearman_std", "spearman_abs", "n_undefined", "abs_diff"]
+    )
 
 
 # --------------------------------------------------------------------------- picking examples
@@ -441,8 +469,12 @@ def outcome_indices(y_true, y_prob, threshold: float = 0.5) -> dict[str, np.ndar
         raise ValueError("y_true must be binary 0/1")
     pred = p >= threshold
     out = {}
-    cells = (("TP", pred & (y_true == 1), True), ("TN", ~pred & (y_true == 0), False),
-             ("FP", pred & (y_true == 0), True), ("FN", ~pred & (y_true == 1), False))
+    cells = (
+        ("TP", pred & (y_true == 1), True),
+        ("TN", ~pred & (y_true == 0), False),
+        ("FP", pred & (y_true == 0), True),
+        ("FN", ~pred & (y_true == 1), False),
+    )
     for key, mask, descending in cells:
         idx = np.flatnonzero(mask)
         order = np.argsort(-p[idx] if descending else p[idx], kind="stable")

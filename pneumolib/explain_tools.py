@@ -54,9 +54,13 @@ def layer_info(model: nn.Module, image_size: int, name: str | None = None) -> di
     layer_name, layer = get_layer(model, name)
     h, w = feature_map_size(model, image_size, layer=layer)
     adapter_size = getattr(getattr(model, "adapter", None), "size", None)
-    return {"layer": layer_name, "map_size": [h, w], "input_size": int(image_size),
-            "network_input": int(adapter_size or image_size),
-            "is_default": layer is getattr(model, "target_layer", None)}
+    return {
+        "layer": layer_name,
+        "map_size": [h, w],
+        "input_size": int(image_size),
+        "network_input": int(adapter_size or image_size),
+        "is_default": layer is getattr(model, "target_layer", None),
+    }
 
 
 # --------------------------------------------------------------------------- border mass
@@ -66,7 +70,7 @@ def _band_mask(h: int, w: int, border: int) -> np.ndarray:
     if border < 1 or 2 * border >= min(h, w):
         raise ValueError(f"border must be at least 1 px and leave a central region in a {h}x{w} map; got {border}")
     mask = np.ones((h, w), dtype=bool)
-    mask[border:h - border, border:w - border] = False
+    mask[border : h - border, border : w - border] = False
     return mask
 
 
@@ -104,10 +108,16 @@ def border_mass_summary(cams, border_frac: float = 0.15) -> dict:
     ok = frac[~np.isnan(frac)]
     h, w = np.asarray(cams).shape[-2:]
     mean = float(ok.mean()) if ok.size else float("nan")
-    return {"border_mass": mean, "border_mass_std": float(ok.std()) if ok.size else float("nan"),
-            "area_fraction": area, "ratio": mean / area if ok.size else float("nan"),
-            "border_px": max(1, int(round(border_frac * min(h, w)))), "border_frac": border_frac,
-            "n_maps": int(len(frac)), "n_empty": int(np.isnan(frac).sum())}
+    return {
+        "border_mass": mean,
+        "border_mass_std": float(ok.std()) if ok.size else float("nan"),
+        "area_fraction": area,
+        "ratio": mean / area if ok.size else float("nan"),
+        "border_px": max(1, int(round(border_frac * min(h, w)))),
+        "border_frac": border_frac,
+        "n_maps": int(len(frac)),
+        "n_empty": int(np.isnan(frac).sum()),
+    }
 
 
 # --------------------------------------------------------------------------- examples
@@ -119,8 +129,13 @@ def first_examples(groups: Mapping[str, Sequence[int]]) -> dict[str, int | None]
     return {k: (int(v[0]) if len(v) else None) for k, v in groups.items()}
 
 
-def three_class_cases(y_true, probs, classes: Sequence[str], correct: Sequence[str] = ("bacteria", "normal"),
-                      preferred_error: tuple[str, str] = ("normal", "virus")) -> tuple[list[dict], np.ndarray]:
+def three_class_cases(
+    y_true,
+    probs,
+    classes: Sequence[str],
+    correct: Sequence[str] = ("bacteria", "normal"),
+    preferred_error: tuple[str, str] = ("normal", "virus"),
+) -> tuple[list[dict], np.ndarray]:
     """Pick test images to explain for a multiclass model, plus its confusion matrix (rows = true).
 
     ``correct``: classes for which the most confident *correct* case is picked.
@@ -160,16 +175,34 @@ def three_class_cases(y_true, probs, classes: Sequence[str], correct: Sequence[s
         if cm[t, q] == 0:
             t, q = np.unravel_index(np.argmax(off), off.shape)
         i = most_confident(t, q)
-        cases.append(dict(case=f"error {classes[t]} -> {classes[q]}", index=i, true=classes[t], pred=classes[q],
-                          prob=float(conf[i]), count=int(cm[t, q]), most_frequent=bool(cm[t, q] == off.max())))
+        cases.append(
+            dict(
+                case=f"error {classes[t]} -> {classes[q]}",
+                index=i,
+                true=classes[t],
+                pred=classes[q],
+                prob=float(conf[i]),
+                count=int(cm[t, q]),
+                most_frequent=bool(cm[t, q] == off.max()),
+            )
+        )
     return cases, cm
 
 
 # --------------------------------------------------------------------------- interactive
 
 
-def cam_browser(model: nn.Module, images, y_true, probs, threshold: float, groups: Mapping[str, Sequence[int]],
-                layer: str | None = None, class_names: Sequence[str] = ("normal", "pneumonia"), alpha: float = 0.45):
+def cam_browser(
+    model: nn.Module,
+    images,
+    y_true,
+    probs,
+    threshold: float,
+    groups: Mapping[str, Sequence[int]],
+    layer: str | None = None,
+    class_names: Sequence[str] = ("normal", "pneumonia"),
+    alpha: float = 0.45,
+):
     """An ``ipywidgets`` browser: a Dropdown for the outcome (TP/TN/FP/FN) and an IntSlider over the
     images of that outcome (most confident first); shows truth, prediction, P(pneumonia) and the
     Grad-CAM overlay of the *predicted* class. Returns the widget (a ``VBox``; display it as a cell's
@@ -192,7 +225,7 @@ def cam_browser(model: nn.Module, images, y_true, probs, threshold: float, group
     def render(*_):
         idx = int(groups[outcome.value][min(rank.value, len(groups[outcome.value]) - 1)])
         pred = int(p[idx] >= threshold)
-        cam = grad_cam(model, x[idx:idx + 1], target_class=pred, layer=module)[0]
+        cam = grad_cam(model, x[idx : idx + 1], target_class=pred, layer=module)[0]
         out.clear_output(wait=True)
         with out:
             fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
@@ -232,11 +265,22 @@ def cam_browser(model: nn.Module, images, y_true, probs, threshold: float, group
 # --------------------------------------------------------------------------- the results file
 
 
-def gradcam_file(profile: Profile, layers: Mapping[str, dict], sanity: Mapping[str, Any],
-                 border_mass: Mapping[str, dict], examples: Mapping[str, int | None], best_key: str,
-                 best: Mapping[str, Any], best_run, best_layer: str, threshold: float,
-                 three_class_run=None, classes: Sequence[str] = (), confusion=None,
-                 cases: Sequence[dict] = ()) -> dict:
+def gradcam_file(
+    profile: Profile,
+    layers: Mapping[str, dict],
+    sanity: Mapping[str, Any],
+    border_mass: Mapping[str, dict],
+    examples: Mapping[str, int | None],
+    best_key: str,
+    best: Mapping[str, Any],
+    best_run,
+    best_layer: str,
+    threshold: float,
+    three_class_run=None,
+    classes: Sequence[str] = (),
+    confusion=None,
+    cases: Sequence[dict] = (),
+) -> dict:
     """Content of ``results/<profile>/gradcam.json`` (without ``schema_version``, which
     ``schema.write_results`` adds): see :class:`pneumolib.schema.GradcamResults`.
 
@@ -248,17 +292,32 @@ def gradcam_file(profile: Profile, layers: Mapping[str, dict], sanity: Mapping[s
     ``classes``, ``confusion`` matrix and :func:`three_class_cases` ``cases``.
     """
     out = {
-        "meta": {"profile": profile.name, "profile_hash": profile_hash(profile), "seed": profile.seeds[0],
-                 "target_class": "predicted class (binary: at the validation max-F1 threshold)"},
+        "meta": {
+            "profile": profile.name,
+            "profile_hash": profile_hash(profile),
+            "seed": profile.seeds[0],
+            "target_class": "predicted class (binary: at the validation max-F1 threshold)",
+        },
         "layers": dict(layers),
         "sanity": {k: v.to_dict("records") for k, v in sanity.items()},
         "border_mass": dict(border_mass),
         "examples": dict(examples),
-        "best_binary": {"model": best_key, "display_name": best["display_name"], "seed": best_run.seed,
-                        "layer": best_layer, "threshold": threshold, "threshold_rule": "max_f1 on validation"},
+        "best_binary": {
+            "model": best_key,
+            "display_name": best["display_name"],
+            "seed": best_run.seed,
+            "layer": best_layer,
+            "threshold": threshold,
+            "threshold_rule": "max_f1 on validation",
+        },
     }
     if three_class_run is not None:
         model = three_class_run.model
-        out["three_class"] = {"model": f"{model.name}-{model.weights}", "seed": three_class_run.seed,
-                              "classes": list(classes), "confusion_matrix": confusion, "examples": list(cases)}
+        out["three_class"] = {
+            "model": f"{model.name}-{model.weights}",
+            "seed": three_class_run.seed,
+            "classes": list(classes),
+            "confusion_matrix": confusion,
+            "examples": list(cases),
+        }
     return out

@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 
 from .data import CLASSES_3, CLASSES_BINARY, ImageSet
+from .loop import logits_to_proba, predict_logits
 from .metrics import multiclass_metrics, summarize_runs
-from .train import logits_to_proba, predict_logits
 
 CLASSES_STAGE_A = CLASSES_BINARY  # ("normal", "pneumonia")
 CLASSES_STAGE_B = ("bacteria", "virus")
@@ -67,8 +67,10 @@ def _label3(data: ImageSet) -> np.ndarray:
         return data.meta["label3"].to_numpy().astype(int)
     if tuple(data.classes) == CLASSES_3:
         return data.labels.numpy()
-    raise ValueError(f"{data.name!r} has no three-class labels (no meta column 'label3' and classes "
-                     f"{data.classes}); load it with load_kermany(..., three_class=True).")
+    raise ValueError(
+        f"{data.name!r} has no three-class labels (no meta column 'label3' and classes "
+        f"{data.classes}); load it with load_kermany(..., three_class=True)."
+    )
 
 
 def stage_a_splits(splits: Mapping[str, ImageSet]) -> dict[str, ImageSet]:
@@ -111,8 +113,10 @@ def _check_pair(p_a, p_b) -> tuple[np.ndarray, np.ndarray]:
         if p.size and (np.isnan(p).any() or p.min() < 0 or p.max() > 1):
             raise ValueError(f"{name} must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
     if p_a.shape != p_b.shape:
-        raise ValueError(f"p_pneumonia and p_virus_given_pneumonia differ in length: {p_a.size} vs {p_b.size} "
-                         "(Stage B must score every image, not only the pneumonia ones)")
+        raise ValueError(
+            f"p_pneumonia and p_virus_given_pneumonia differ in length: {p_a.size} vs {p_b.size} "
+            "(Stage B must score every image, not only the pneumonia ones)"
+        )
     return p_a, p_b
 
 
@@ -128,9 +132,10 @@ def argmax_normal_cutoff(p_virus_given_pneumonia) -> np.ndarray:
     return 1 / (1 + np.maximum(p_b, 1 - p_b))
 
 
-def predict_sequential(p_pneumonia, p_virus_given_pneumonia, threshold: float = 0.5,
-                       threshold_b: float = 0.5) -> np.ndarray:
-    """"A then B": 0 normal if ``pA < threshold``, else 2 virus if ``pB >= threshold_b``, else 1 bacteria."""
+def predict_sequential(
+    p_pneumonia, p_virus_given_pneumonia, threshold: float = 0.5, threshold_b: float = 0.5
+) -> np.ndarray:
+    """ "A then B": 0 normal if ``pA < threshold``, else 2 virus if ``pB >= threshold_b``, else 1 bacteria."""
     p_a, p_b = _check_pair(p_pneumonia, p_virus_given_pneumonia)
     return np.where(p_a < threshold, 0, np.where(p_b >= threshold_b, 2, 1))
 
@@ -152,8 +157,9 @@ def rule_disagreements(p_pneumonia, p_virus_given_pneumonia, threshold: float = 
 
 
 # --------------------------------------------------------------------------- metrics and errors
-def hierarchical_metrics(y_true3, p_pneumonia, p_virus_given_pneumonia, rule: str = "argmax",
-                         threshold: float = 0.5) -> dict:
+def hierarchical_metrics(
+    y_true3, p_pneumonia, p_virus_given_pneumonia, rule: str = "argmax", threshold: float = 0.5
+) -> dict:
     """Three-class metrics of the two-stage model under ``rule`` (AUROC from the combined probabilities)."""
     probs = combine(p_pneumonia, p_virus_given_pneumonia)
     y_pred = None if rule == "argmax" else predict(p_pneumonia, p_virus_given_pneumonia, rule, threshold)
@@ -175,12 +181,19 @@ def error_breakdown(y_true3, y_pred3) -> dict:
     missed = int(np.sum((y > 0) & (p == 0)))
     false_pos = int(np.sum((y == 0) & (p > 0)))
     subtype = int(np.sum((y > 0) & (p > 0) & (p != y)))
-    return dict(stage_a=missed + false_pos, stage_b=subtype, total_errors=int(np.sum(p != y)),
-                missed_pneumonia=missed, false_pneumonia=false_pos, n=int(y.size))
+    return dict(
+        stage_a=missed + false_pos,
+        stage_b=subtype,
+        total_errors=int(np.sum(p != y)),
+        missed_pneumonia=missed,
+        false_pneumonia=false_pos,
+        n=int(y.size),
+    )
 
 
-def error_sources(y_true3, p_pneumonia, p_virus_given_pneumonia, threshold: float = 0.5,
-                  rule: str = "sequential") -> dict:
+def error_sources(
+    y_true3, p_pneumonia, p_virus_given_pneumonia, threshold: float = 0.5, rule: str = "sequential"
+) -> dict:
     """:func:`error_breakdown` of the two-stage model's final predictions under ``rule``.
 
     With the sequential rule the Stage A decision is exactly ``pA >= threshold``; with argmax it
@@ -205,14 +218,26 @@ def dominant_error(confusion, classes: Sequence[str] = CLASSES_3) -> dict:
     if total == 0:
         return dict(true=None, pred=None, count=0, share_of_errors=0.0, total_errors=0)
     i, j = np.unravel_index(np.argmax(off), off.shape)
-    return dict(true=classes[i], pred=classes[j], count=int(off[i, j]), share_of_errors=float(off[i, j] / total),
-                total_errors=total)
+    return dict(
+        true=classes[i],
+        pred=classes[j],
+        count=int(off[i, j]),
+        share_of_errors=float(off[i, j] / total),
+        total_errors=total,
+    )
 
 
 def summarize_multiclass(records: Sequence[Mapping], classes: Sequence[str] = CLASSES_3) -> dict:
     """Mean/std over seeds of accuracy, macro-F1, macro AUROC and per-class F1 (``f1_<class>``)."""
-    flat = [dict(accuracy=r["accuracy"], macro_f1=r["macro_f1"], macro_auroc=r["macro_auroc"],
-                 **{f"f1_{c}": r["per_class"][c]["f1"] for c in classes}) for r in records]
+    flat = [
+        dict(
+            accuracy=r["accuracy"],
+            macro_f1=r["macro_f1"],
+            macro_auroc=r["macro_auroc"],
+            **{f"f1_{c}": r["per_class"][c]["f1"] for c in classes},
+        )
+        for r in records
+    ]
     return summarize_runs(flat)
 
 
@@ -226,8 +251,10 @@ def two_stage_probabilities(run_a, model_b, data: ImageSet, bf16: bool = False) 
     """
     p_a = run_a.split_arrays("test")[2]
     if len(p_a) != len(data):
-        raise ValueError(f"Stage A's run has {len(p_a)} test predictions but the test split has {len(data)} images: "
-                         "train Stage A on stage_a_splits(...) of the same three-class splits")
+        raise ValueError(
+            f"Stage A's run has {len(p_a)} test predictions but the test split has {len(data)} images: "
+            "train Stage A on stage_a_splits(...) of the same three-class splits"
+        )
     p_b = logits_to_proba(predict_logits(model_b, data, bf16=bf16))
     if p_a.ndim != 1 or p_b.ndim != 1:
         raise ValueError("both stages must be binary models with one output (a logit)")
@@ -241,7 +268,8 @@ def _mean_std(summary: Mapping[str, Mapping]) -> dict:
 def _summary_entry(summary: Mapping[str, Mapping], classes: Sequence[str] = CLASSES_3) -> dict:
     """A :func:`summarize_multiclass` result as stored: three headline metrics and per-class F1."""
     return _mean_std({k: summary[k] for k in ("accuracy", "macro_f1", "macro_auroc")}) | {
-        "per_class_f1": _mean_std({c: summary[f"f1_{c}"] for c in classes})}
+        "per_class_f1": _mean_std({c: summary[f"f1_{c}"] for c in classes})
+    }
 
 
 def _error_summary(errors: pd.DataFrame, model: str) -> dict:
@@ -250,9 +278,16 @@ def _error_summary(errors: pd.DataFrame, model: str) -> dict:
     return {k: float(rows[k].mean()) for k in keys} | {"per_seed": rows[["seed", *keys]].to_dict(orient="records")}
 
 
-def hierarchical_results(meta: dict, architecture: str, rule: str, stage_loss: str, summary: Mapping[str, Mapping],
-                         disagreements: Mapping[int, int], errors: pd.DataFrame,
-                         stage_alone: Mapping[str, Mapping]) -> dict:
+def hierarchical_results(
+    meta: dict,
+    architecture: str,
+    rule: str,
+    stage_loss: str,
+    summary: Mapping[str, Mapping],
+    disagreements: Mapping[int, int],
+    errors: pd.DataFrame,
+    stage_alone: Mapping[str, Mapping],
+) -> dict:
     """Notebook 06's ``hierarchical.json``: flat vs two-stage (both rules), error sources, each stage alone.
 
     ``summary`` maps "flat", "two-stage (argmax)" and "two-stage (sequential)" to
@@ -261,15 +296,17 @@ def hierarchical_results(meta: dict, architecture: str, rule: str, stage_loss: s
     """
     stage_a, stage_b = (next(v for k, v in stage_alone.items() if k.startswith(s)) for s in ("Stage A", "Stage B"))
     return {
-        "meta": meta, "architecture": architecture,
+        "meta": meta,
+        "architecture": architecture,
         "rule": f"{rule}: argmax of [1-pA, pA(1-pB), pA*pB]; the sequential rule (pA >= 0.5, then pB >= 0.5) "
-                "is stored under 'sequential'",
+        "is stored under 'sequential'",
         "stage_loss": stage_loss,
-        "flat": _summary_entry(summary["flat"]), "hierarchical": _summary_entry(summary[f"two-stage ({rule})"]),
+        "flat": _summary_entry(summary["flat"]),
+        "hierarchical": _summary_entry(summary[f"two-stage ({rule})"]),
         "sequential": _summary_entry(summary["two-stage (sequential)"]),
         "rule_disagreements": {str(s): int(n) for s, n in disagreements.items()},
         "error_sources": _error_summary(errors, f"two-stage ({rule})") | {"rule": rule},
         "error_sources_flat": _error_summary(errors, "flat"),
-        "stage_a_alone": _mean_std(stage_a), "stage_b_alone": _mean_std(stage_b),
+        "stage_a_alone": _mean_std(stage_a),
+        "stage_b_alone": _mean_std(stage_b),
     }
-

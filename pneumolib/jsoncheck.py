@@ -31,7 +31,8 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and typing.is_typeddict(tp):
         return f"an object ({tp.__name__})"
     return {float: "a number", int: "an integer", str: "a string", bool: "true/false"}.get(
-        tp, str(tp).replace("typing.", ""))
+        tp, str(tp).replace("typing.", "")
+    )
 
 
 def check(value: Any, tp: Any, key: str, path: Path, partial: bool = False) -> None:

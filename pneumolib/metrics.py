@@ -17,7 +17,7 @@ This module is on the ground floor: it imports nothing from ``pneumolib``.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
@@ -55,13 +55,9 @@ def _check_binary(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
     y_true = np.asarray(y_true).ravel()
     y_prob = np.asarray(y_prob, dtype=float)
     if y_prob.ndim != 1:
-        raise ValueError(
-            f"binary y_prob must be 1-D (P(pneumonia) per sample), got shape {y_prob.shape}"
-        )
+        raise ValueError(f"binary y_prob must be 1-D (P(pneumonia) per sample), got shape {y_prob.shape}")
     if y_true.shape[0] != y_prob.shape[0]:
-        raise ValueError(
-            f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}"
-        )
+        raise ValueError(f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}")
     if y_true.size == 0:
         raise ValueError("empty input: y_true and y_prob contain no samples")
     if not np.isin(y_true, (0, 1)).all():
@@ -173,9 +169,7 @@ def bootstrap_ci(
     y_true = np.asarray(y_true).ravel()
     y_prob = np.asarray(y_prob, dtype=float)
     if y_true.shape[0] != y_prob.shape[0]:
-        raise ValueError(
-            f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}"
-        )
+        raise ValueError(f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}")
     if y_true.size == 0:
         raise ValueError("empty input: y_true and y_prob contain no samples")
     if not 0.0 < alpha < 1.0:
@@ -253,9 +247,7 @@ def select_threshold(y_true, y_prob, rule: str) -> float:
         ok = np.flatnonzero(recall >= target)  # never empty: lowest candidate has recall 1
         return float(candidates[ok[-1]])
 
-    raise ValueError(
-        f"unknown threshold rule {rule!r}; use 'max_f1' or 'recall>=x' (e.g. 'recall>=0.99')"
-    )
+    raise ValueError(f"unknown threshold rule {rule!r}; use 'max_f1' or 'recall>=x' (e.g. 'recall>=0.99')")
 
 
 # --------------------------------------------------------------------------- #
@@ -283,13 +275,9 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> d
     y_true = np.asarray(y_true).ravel().astype(int)
     y_prob = np.asarray(y_prob, dtype=float)
     if y_prob.ndim != 2 or y_prob.shape[1] != n_classes:
-        raise ValueError(
-            f"y_prob must have shape (N, {n_classes}) for classes {classes}, got {y_prob.shape}"
-        )
+        raise ValueError(f"y_prob must have shape (N, {n_classes}) for classes {classes}, got {y_prob.shape}")
     if y_true.shape[0] != y_prob.shape[0]:
-        raise ValueError(
-            f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}"
-        )
+        raise ValueError(f"y_true and y_prob have different lengths: {y_true.shape[0]} vs {y_prob.shape[0]}")
     if y_true.size == 0:
         raise ValueError("empty input: y_true and y_prob contain no samples")
     if y_true.min() < 0 or y_true.max() >= n_classes:
@@ -300,8 +288,10 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> d
     else:
         y_pred = np.asarray(y_pred).astype(int).ravel()
         if y_pred.shape != y_true.shape or y_pred.min() < 0 or y_pred.max() >= n_classes:
-            raise ValueError(f"y_pred must hold {y_true.size} labels in 0..{n_classes - 1}, "
-                             f"got shape {y_pred.shape} and values {np.unique(y_pred)}")
+            raise ValueError(
+                f"y_pred must hold {y_true.size} labels in 0..{n_classes - 1}, "
+                f"got shape {y_pred.shape} and values {np.unique(y_pred)}"
+            )
     confusion = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(confusion, (y_true, y_pred), 1)
 
@@ -323,9 +313,7 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> d
     macro_auroc = macro_auroc_or_nan(y_true, y_prob)
 
     row_totals = confusion.sum(axis=1, keepdims=True)
-    normalized = np.divide(
-        confusion, row_totals, out=np.zeros(confusion.shape, dtype=float), where=row_totals > 0
-    )
+    normalized = np.divide(confusion, row_totals, out=np.zeros(confusion.shape, dtype=float), where=row_totals > 0)
 
     return {
         "accuracy": float(np.trace(confusion) / y_true.size),
@@ -342,9 +330,7 @@ def multiclass_metrics(y_true, y_prob, classes: Sequence[str], y_pred=None) -> d
 # --------------------------------------------------------------------------- #
 def _is_number(value) -> bool:
     """True for ints/floats (including numpy scalars), False for bools and others."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def summarize_runs(runs: Iterable[Mapping], keys: Sequence[str] | None = None) -> dict:

@@ -9,7 +9,8 @@ Low resolution. torchvision's ResNet18 and DenseNet121 shrink the input 32x. At 
 last feature map would be 1x1 (Grad-CAM meaningless) and DenseNet121 fails outright. At low
 resolution we therefore replace ResNet18's 7x7/stride-2 stem by a 3x3/stride-1 convolution and,
 up to 32 px, also drop its max-pool (the standard CIFAR stem): at 28 px ``layer4`` is then 4x4,
-and at 64 px (Kermany on the ``cpu`` profile, max-pool kept) also 4x4 at a quarter of the cost. DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
+and at 64 px (Kermany on the ``cpu`` profile, max-pool kept) also 4x4 at a quarter of the cost.
+DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
 (``densenet_input``): its last dense block is then 2x2. ImageNet weights always use the
 standard stem at the data's resolution (224 px on the ``gpu`` profile).
 """
@@ -47,7 +48,12 @@ class SimpleCNN(nn.Module):
         super().__init__()
         blocks, in_ch = [], 1
         for out_ch in (32, 64, 128):
-            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_ch, out_ch, 3, padding=1),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             in_ch = out_ch
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -67,8 +73,16 @@ class Classifier(nn.Module):
     parameter exactly once (``adapter.*`` and ``backbone.*``).
     """
 
-    def __init__(self, name: str, backbone: nn.Module, adapter: InputAdapter, weights: str, num_outputs: int,
-                 target_layer: str, head: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        backbone: nn.Module,
+        adapter: InputAdapter,
+        weights: str,
+        num_outputs: int,
+        target_layer: str,
+        head: str,
+    ) -> None:
         super().__init__()
         self.adapter, self.backbone = adapter, backbone
         self.name, self.weights, self.num_outputs = name, weights, num_outputs
@@ -117,8 +131,9 @@ def _imagenet_weights(name: str):
     return enum
 
 
-def build_model(name: str, num_outputs: int = 1, weights: str = "none", image_size: int = 28,
-                densenet_input: int = 64) -> Classifier:
+def build_model(
+    name: str, num_outputs: int = 1, weights: str = "none", image_size: int = 28, densenet_input: int = 64
+) -> Classifier:
     """Build ``simple_cnn``, ``resnet18`` or ``densenet121`` for ``image_size`` px grayscale input.
 
     ``weights``: ``"none"`` (random init, labelled "scratch") or ``"imagenet"`` (torchvision's

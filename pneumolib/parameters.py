@@ -23,8 +23,13 @@ def _assigned_names(source: str) -> set[str]:
         tree = ast.parse(code)
     except SyntaxError:
         return set()
-    return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    return {
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
 
 
 def check_injected_parameters(history: list[str] | None = None) -> None:
@@ -42,6 +47,8 @@ def check_injected_parameters(history: list[str] | None = None) -> None:
         if cell.startswith(PAPERMILL_COMMENT + "\n"):
             unknown = sorted(_assigned_names(cell) - _assigned_names(before))
             if unknown:
-                raise ValueError(f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}: this notebook's "
-                                 f"parameters cell defines {', '.join(sorted(_assigned_names(before))) or 'nothing'}. "
-                                 "Check the spelling of papermill's -p option (e.g. -p profile cpu).")
+                raise ValueError(
+                    f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}: this notebook's "
+                    f"parameters cell defines {', '.join(sorted(_assigned_names(before))) or 'nothing'}. "
+                    "Check the spelling of papermill's -p option (e.g. -p profile cpu)."
+                )

@@ -77,18 +77,24 @@ PROFILES: dict[str, Profile] = {
         lr=1e-3,
         max_epochs=30,
         epochs_by_model={"resnet18": 12, "densenet121": 8},
-        protocol_by_task={"binary": {
-            "scheduler": "cosine", "monitor": "val_auroc", "patience": 30,  # patience >= epochs: no early stop
-            "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
-            "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
-        }},
+        protocol_by_task={
+            "binary": {
+                "scheduler": "cosine",
+                "monitor": "val_auroc",
+                "patience": 30,  # patience >= epochs: no early stop
+                "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
+                "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
+            }
+        },
         loss="weighted_bce",
         bf16=True,
         augment={"translate": 0.1, "brightness": 0.2},
     ),
     "gpu": Profile(
         name="gpu",
-        description="Kermany at 224 px with ImageNet weights and two-phase fine-tuning, the deck's setting: needs a GPU.",
+        description=(
+            "Kermany at 224 px with ImageNet weights and two-phase fine-tuning, the deck's setting: needs a GPU."
+        ),
         kermany_size=224,
         weights="imagenet",
     ),
@@ -105,16 +111,17 @@ def get_profile(name: str | Profile) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(
-            f"Unknown profile {name!r}. Choose one of {sorted(PROFILES)} "
-            "(defined in pneumolib/profiles.py)."
+            f"Unknown profile {name!r}. Choose one of {sorted(PROFILES)} (defined in pneumolib/profiles.py)."
         ) from None
 
 
 def require_profile(profile: Profile) -> Profile:
     """``profile`` itself; a name is refused, because the profile is resolved once, at the entry point."""
     if not isinstance(profile, Profile):
-        raise TypeError(f"expected a Profile, got {profile!r}: resolve the name once with "
-                        f"pneumolib.profiles.get_profile({profile!r}) and pass the Profile on.")
+        raise TypeError(
+            f"expected a Profile, got {profile!r}: resolve the name once with "
+            f"pneumolib.profiles.get_profile({profile!r}) and pass the Profile on."
+        )
     return profile
 
 

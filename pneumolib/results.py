@@ -51,8 +51,10 @@ except ImportError:  # Windows: no flock; writes stay atomic, concurrent updates
 
 ROOT_ENV = "PNEUMOLAB_ROOT"
 #: Fix suggested for a damaged JSON file (callers that know which notebook writes it say so instead).
-JSON_FIX = ("It is damaged or was only partly written: restore it (`git checkout -- <file>` for a committed "
-            "results file) or delete it and rerun the notebook or command that writes it.")
+JSON_FIX = (
+    "It is damaged or was only partly written: restore it (`git checkout -- <file>` for a committed "
+    "results file) or delete it and rerun the notebook or command that writes it."
+)
 CHECKPOINT_FIX = "Delete it and rerun: the run is retrained (or the cache rebuilt)."
 #: Temporary files written by :func:`atomic_write_bytes` (``pid`` set) or by earlier versions (mkstemp).
 _TEMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)-[0-9a-f]{8}|[a-z0-9_]{8})\.tmp$")
@@ -176,8 +178,11 @@ def set_aside(path: str | os.PathLike, problem: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, target)
-    print(f"NOTE: {path} {problem}; set aside as {target.name} (delete it when no longer needed).",
-          file=sys.stderr, flush=True)
+    print(
+        f"NOTE: {path} {problem}; set aside as {target.name} (delete it when no longer needed).",
+        file=sys.stderr,
+        flush=True,
+    )
     return target
 
 
@@ -311,8 +316,12 @@ def verify_file(path: str | os.PathLike, record: Mapping, fix: str = CHECKPOINT_
     path = Path(path)
     size = path.stat().st_size
     if size != record.get("bytes", size) or file_digest(path) != record.get("sha256"):
-        raise CorruptArtefactError(path, f"differs from the file that was recorded ({size} bytes, expected "
-                                         f"{record.get('bytes')}; sha256 mismatch): it was truncated or changed", fix)
+        raise CorruptArtefactError(
+            path,
+            f"differs from the file that was recorded ({size} bytes, expected "
+            f"{record.get('bytes')}; sha256 mismatch): it was truncated or changed",
+            fix,
+        )
 
 
 def read_csv(path: str | os.PathLike, columns: tuple[str, ...] = (), fix: str = CHECKPOINT_FIX):

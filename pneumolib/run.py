@@ -94,8 +94,9 @@ def _number(text: str) -> str:
     return m.group(1).zfill(2)
 
 
-def select_notebooks(notebooks: list[Notebook], only: list[str] | None = None,
-                     start: str | None = None) -> list[Notebook]:
+def select_notebooks(
+    notebooks: list[Notebook], only: list[str] | None = None, start: str | None = None
+) -> list[Notebook]:
     """Keep the notebooks whose number is in ``only`` (all if empty) and is at least ``start``."""
     chosen = list(notebooks)
     if only:
@@ -119,8 +120,10 @@ def skip_reason(nb: Notebook) -> str | None:
         if not kermany_available():
             where = data_root(must_exist=False) / "kermany" / "chest_xray"
             source = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
-            return (f"needs the Kermany chest_xray folder, not found at {where} ({source}); "
-                    "see pneumolib/data.py for where to get it")
+            return (
+                f"needs the Kermany chest_xray folder, not found at {where} ({source}); "
+                "see pneumolib/data.py for where to get it"
+            )
     return None
 
 
@@ -155,12 +158,16 @@ def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
         try:
             known = set(papermill.inspect_notebook(str(nb.path)))
         except ValueError as err:  # e.g. "No kernel name found": metadata.kernelspec missing
-            raise ValueError(f"{nb.path}: cannot read its parameters ({err}); it needs metadata.kernelspec "
-                             "(see scripts/check_notebooks_clean.py)") from err
+            raise ValueError(
+                f"{nb.path}: cannot read its parameters ({err}); it needs metadata.kernelspec "
+                "(see scripts/check_notebooks_clean.py)"
+            ) from err
         unknown = sorted(set(parameters) - known)
         if unknown:
-            problems.append(f"{nb.path.name} has no parameter {', '.join(map(repr, unknown))} "
-                            f"(its parameters cell defines: {', '.join(sorted(known)) or 'nothing'})")
+            problems.append(
+                f"{nb.path.name} has no parameter {', '.join(map(repr, unknown))} "
+                f"(its parameters cell defines: {', '.join(sorted(known)) or 'nothing'})"
+            )
     if problems:
         raise ValueError("unknown notebook parameter(s):\n  " + "\n  ".join(problems))
 
@@ -265,8 +272,9 @@ def open_metadata(meta_path: Path) -> None:
         try:
             read_json_object(meta_path)
         except CorruptArtefactError as err:
-            set_aside(meta_path, f"{err.problem}; a new one is started (earlier notebooks' entries are in the "
-                                 "set-aside copy)")
+            set_aside(
+                meta_path, f"{err.problem}; a new one is started (earlier notebooks' entries are in the set-aside copy)"
+            )
 
 
 def _record(meta_path: Path, nb: Notebook, entry: dict) -> None:
@@ -289,21 +297,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pneumolib.run",
         description="Execute notebooks/NN_*.ipynb with papermill under a run profile "
-                    "(executed copies go to build/executed/<profile>/).",
+        "(executed copies go to build/executed/<profile>/).",
     )
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
-                   help=f"run profile from pneumolib/profiles.py (default: {DEFAULT_PROFILE})")
-    p.add_argument("--only", nargs="*", default=[], metavar="NN",
-                   help="run only these notebook numbers, e.g. --only 03 04")
-    p.add_argument("--from", dest="start", metavar="NN", default=None,
-                   help="start at this notebook number, e.g. --from 05")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help=f"run profile from pneumolib/profiles.py (default: {DEFAULT_PROFILE})",
+    )
+    p.add_argument(
+        "--only", nargs="*", default=[], metavar="NN", help="run only these notebook numbers, e.g. --only 03 04"
+    )
+    p.add_argument(
+        "--from", dest="start", metavar="NN", default=None, help="start at this notebook number, e.g. --from 05"
+    )
     p.add_argument("--list", action="store_true", help="list the notebooks that would run, then exit")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="inject another notebook parameter (as papermill -p); a name that a selected notebook's "
-                        "parameters cell does not define is an error")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="inject another notebook parameter (as papermill -p); a name that a selected notebook's "
+        "parameters cell does not define is an error",
+    )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    p.add_argument("--cell-progress", action="store_true",
-                   help="also show papermill's per-cell progress bar inside each notebook")
+    p.add_argument(
+        "--cell-progress", action="store_true", help="also show papermill's per-cell progress bar inside each notebook"
+    )
     return p
 
 
@@ -352,11 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     run_date = utc_now()
     open_metadata(meta_path)
     with edit_json(meta_path) as meta:
-        meta.update(schema_version=RESULTS_FILES["run_metadata"].version, profile=profile, profile_hash=p_hash,
-                    git=git, date=run_date, machine=machine_info())
+        meta.update(
+            schema_version=RESULTS_FILES["run_metadata"].version,
+            profile=profile,
+            profile_hash=p_hash,
+            git=git,
+            date=run_date,
+            machine=machine_info(),
+        )
 
-    print(f"PneumoLab run: profile {profile} ({p_hash}), {len(selected)} notebook(s), "
-          f"commit {git['commit'] or 'unknown'}{' (dirty)' if git['dirty'] else ''}", flush=True)
+    print(
+        f"PneumoLab run: profile {profile} ({p_hash}), {len(selected)} notebook(s), "
+        f"commit {git['commit'] or 'unknown'}{' (dirty)' if git['dirty'] else ''}",
+        flush=True,
+    )
     t_run = time.perf_counter()
     skipped: list[tuple[Notebook, str]] = []
     ran: list[Notebook] = []
@@ -365,8 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     for nb in bar:
         bar.set_postfix_str(nb.name)
         executed = out_dir / nb.path.name
-        entry = {"status": None, "wall_s": 0.0, "reason": None, "date": utc_now(),
-                 "git_commit": git["commit"], "profile_hash": p_hash, "output": str(executed.relative_to(root)) if executed.is_relative_to(root) else str(executed)}
+        entry = {
+            "status": None,
+            "wall_s": 0.0,
+            "reason": None,
+            "date": utc_now(),
+            "git_commit": git["commit"],
+            "profile_hash": p_hash,
+            "output": str(executed.relative_to(root)) if executed.is_relative_to(root) else str(executed),
+        }
         reason = skip_reason(nb)
         if reason:
             tqdm.write(f"SKIP  {nb.path.name}: {reason}")
@@ -377,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(nb.path), str(executed),
+                str(nb.path),
+                str(executed),
                 parameters=parameters,
                 cwd=str(nb.path.parent),
                 kernel_name=args.kernel,
@@ -393,11 +432,16 @@ def main(argv: list[str] | None = None) -> int:
             break
         except Exception as err:  # PapermillExecutionError, dead kernel, missing kernel, ...
             wall = time.perf_counter() - t0
-            _record(meta_path, nb, {**entry, "status": "failed", "wall_s": round(wall, 2),
-                                    "reason": _error_summary(err)})
+            _record(
+                meta_path, nb, {**entry, "status": "failed", "wall_s": round(wall, 2), "reason": _error_summary(err)}
+            )
             bar.close()
-            print(f"\n{describe_failure(nb, err, executed)}\n  after {_fmt_s(wall)}; "
-                  "stopping (later notebooks were not run).", file=sys.stderr, flush=True)
+            print(
+                f"\n{describe_failure(nb, err, executed)}\n  after {_fmt_s(wall)}; "
+                "stopping (later notebooks were not run).",
+                file=sys.stderr,
+                flush=True,
+            )
             exit_code = 1
             break
         wall = time.perf_counter() - t0
@@ -409,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t_run
     with edit_json(meta_path) as meta:
         meta["total_wall_s"] = round(total, 2)
-    print(f"\n{len(ran)} ok, {len(skipped)} skipped"
-          f"{', 1 failed' if exit_code else ''} in {_fmt_s(total)}; metadata: {meta_path}")
+    print(
+        f"\n{len(ran)} ok, {len(skipped)} skipped"
+        f"{', 1 failed' if exit_code else ''} in {_fmt_s(total)}; metadata: {meta_path}"
+    )
     for nb, reason in skipped:
         print(f"  skipped {nb.path.name}: {reason}")
     return exit_code

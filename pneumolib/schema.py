@@ -430,15 +430,18 @@ class ResultsFile:
         return f"rerun notebook {self.writer} (python -m pneumolib.run --profile {profile} --only {self.writer[:2]})"
 
 
-FILES: dict[str, ResultsFile] = {f.name: f for f in (
-    ResultsFile("data", DataResults, 1, "01_data_exploration"),
-    ResultsFile("binary", TaskResults, 1, "03_custom_cnn"),
-    ResultsFile("three_class", ThreeClassResults, 1, "05_three_class"),
-    ResultsFile("hierarchical", HierarchicalResults, 1, "06_hierarchical"),
-    ResultsFile("calibration", CalibrationResults, 1, "07_ensemble_calibration"),
-    ResultsFile("gradcam", GradcamResults, 1, "08_gradcam"),
-    ResultsFile("run_metadata", RunMetadata, 1, "python -m pneumolib.run"),
-)}
+FILES: dict[str, ResultsFile] = {
+    f.name: f
+    for f in (
+        ResultsFile("data", DataResults, 1, "01_data_exploration"),
+        ResultsFile("binary", TaskResults, 1, "03_custom_cnn"),
+        ResultsFile("three_class", ThreeClassResults, 1, "05_three_class"),
+        ResultsFile("hierarchical", HierarchicalResults, 1, "06_hierarchical"),
+        ResultsFile("calibration", CalibrationResults, 1, "07_ensemble_calibration"),
+        ResultsFile("gradcam", GradcamResults, 1, "08_gradcam"),
+        ResultsFile("run_metadata", RunMetadata, 1, "python -m pneumolib.run"),
+    )
+}
 
 
 def results_file(name: str) -> ResultsFile:
@@ -463,12 +466,20 @@ def validate(name: str, data: Any, path: Path | str = "<memory>", partial: bool 
         raise SchemaError(path, "", "a JSON object", data)
     version = data.get("schema_version")
     if version != spec.version:
-        found = "no schema version (written before schema versions existed)" if version is None else (
-            f"schema version {version}")
+        found = (
+            "no schema version (written before schema versions existed)"
+            if version is None
+            else (f"schema version {version}")
+        )
         raise OutdatedResultsError(
-            path, "schema_version", f"version {spec.version}", fix=(
+            path,
+            "schema_version",
+            f"version {spec.version}",
+            fix=(
                 f"The file has {found}. {spec.rerun_hint(path.parent.name).capitalize()}, "
-                "or convert committed files with `python scripts/migrate_results.py`."))
+                "or convert committed files with `python scripts/migrate_results.py`."
+            ),
+        )
     check(data, spec.definition, "", path, partial=partial)
     return data
 
@@ -482,8 +493,12 @@ def read_results(profile: Profile, name: str, require: tuple[str, ...] = ()) -> 
     data = validate(name, read_json(path), path)
     for key in require:
         if key not in data:
-            raise SchemaError(path, key, "a key written by a later cell (missing)",
-                              fix=f"{spec.rerun_hint(profile.name).capitalize()} to the end.")
+            raise SchemaError(
+                path,
+                key,
+                "a key written by a later cell (missing)",
+                fix=f"{spec.rerun_hint(profile.name).capitalize()} to the end.",
+            )
     return data
 
 
@@ -511,8 +526,11 @@ def update_results(profile: Profile, name: str, **fields: Any) -> dict:
 def add_model(profile: Profile, name: str, entry: dict, meta: dict) -> dict:
     """Store one model's entry under ``models/<model>-<weights>`` of a task's results file, with ``meta``."""
     key = f"{entry['model']}-{entry['weights']}"
-    validate(name, _as_json({"schema_version": results_file(name).version, "meta": meta, "models": {key: entry}}),
-             results_path(profile, name))
+    validate(
+        name,
+        _as_json({"schema_version": results_file(name).version, "meta": meta, "models": {key: entry}}),
+        results_path(profile, name),
+    )
     _modify(profile, name, lambda data: {**data, "meta": meta, "models": {**data.get("models", {}), key: entry}})
     return entry
 
@@ -524,10 +542,16 @@ def record_skip(profile: Profile, name: str, key: str, reason: str) -> None:
 
 def split_meta(profile: Profile, splits: dict, dataset: str) -> dict:
     """``meta`` of a task's results file: profile, data, image size, seeds, split sizes and class counts."""
-    return dict(profile=profile.name, profile_hash=profile_hash(profile), dataset=dataset,
-                image_size=int(splits["test"].images.shape[-1]), seeds=list(profile.seeds),
-                n={s: len(d) for s, d in splits.items()},
-                class_counts={s: d.class_counts() for s, d in splits.items()}, updated=utc_now())
+    return dict(
+        profile=profile.name,
+        profile_hash=profile_hash(profile),
+        dataset=dataset,
+        image_size=int(splits["test"].images.shape[-1]),
+        seeds=list(profile.seeds),
+        n={s: len(d) for s, d in splits.items()},
+        class_counts={s: d.class_counts() for s, d in splits.items()},
+        updated=utc_now(),
+    )
 
 
 def utc_now() -> str:

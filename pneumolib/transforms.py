@@ -46,9 +46,9 @@ class Augment:
         flip = torch.where(torch.rand(n, generator=generator) < self.hflip, -1.0, 1.0)
         tx, ty = uniform(2 * self.translate), uniform(2 * self.translate)  # grid units span 2
         cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack(
-            [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
-        ).to(x.dtype)
+        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1).to(
+            x.dtype
+        )
         if self.rotation or self.translate or self.hflip:
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

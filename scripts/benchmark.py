@@ -38,16 +38,19 @@ GRID = [  # (model, input px, note)
     ("densenet121", 64, "Kermany cpu"),
     ("resnet18", 224, "Kermany gpu profile"),
 ]
-MODES = {"fp32": dict(bf16=False, channels_last=False), "bf16": dict(bf16=True, channels_last=False),
-         "bf16+channels_last": dict(bf16=True, channels_last=True)}
+MODES = {
+    "fp32": dict(bf16=False, channels_last=False),
+    "bf16": dict(bf16=True, channels_last=False),
+    "bf16+channels_last": dict(bf16=True, channels_last=True),
+}
 
 
 def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     import torch
 
     from pneumolib.data import ImageSet
+    from pneumolib.loop import TrainConfig, iterate_batches, make_loss
     from pneumolib.models import build_model
-    from pneumolib.train import TrainConfig, iterate_batches, make_loss
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -95,8 +98,16 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
             model(x0)
     ms = 1000 * (time.perf_counter() - t) / (32 * steps)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(model=model_name, size=size, mode=mode, step_img_s=round(step_ips, 1), loop_img_s=round(loop_ips, 1),
-                loop_vs_step=round(loop_ips / step_ips, 3), ms_per_img=round(ms, 3), peak_mib=round(peak))
+    return dict(
+        model=model_name,
+        size=size,
+        mode=mode,
+        step_img_s=round(step_ips, 1),
+        loop_img_s=round(loop_ips, 1),
+        loop_vs_step=round(loop_ips / step_ips, 3),
+        ms_per_img=round(ms, 3),
+        peak_mib=round(peak),
+    )
 
 
 def machine() -> dict:
@@ -113,8 +124,15 @@ def machine() -> dict:
         pass
     import torch
 
-    return dict(cores=os.cpu_count(), memory_gib=mem, platform=platform.platform(), python=platform.python_version(),
-                torch=torch.__version__, avx512_bf16="avx512_bf16" in flags, amx="amx_bf16" in flags)
+    return dict(
+        cores=os.cpu_count(),
+        memory_gib=mem,
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        avx512_bf16="avx512_bf16" in flags,
+        amx="amx_bf16" in flags,
+    )
 
 
 def main(argv=None) -> int:
@@ -122,8 +140,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer steps per measurement")
     ap.add_argument("--only", nargs="*", help="model names to measure")
     ap.add_argument("--out", default="benchmarks", help="output folder (relative to the project root)")
-    ap.add_argument("--walls-only", action="store_true",
-                    help="measure nothing: reuse the rows of <out>/benchmark.json and refresh the notebook wall times")
+    ap.add_argument(
+        "--walls-only",
+        action="store_true",
+        help="measure nothing: reuse the rows of <out>/benchmark.json and refresh the notebook wall times",
+    )
     ap.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:  # child process: one measurement, JSON on stdout
@@ -136,18 +157,27 @@ def main(argv=None) -> int:
     out_dir = root / args.out
     previous = json.loads((out_dir / "benchmark.json").read_text()) if (out_dir / "benchmark.json").exists() else None
     if args.walls_only and previous is None:
-        raise SystemExit(f"--walls-only needs an earlier {out_dir / 'benchmark.json'}: run scripts/benchmark.py once first")
+        raise SystemExit(
+            f"--walls-only needs an earlier {out_dir / 'benchmark.json'}: run scripts/benchmark.py once first"
+        )
     rows = previous["rows"] if args.walls_only else []
     for name, size, note in GRID if not args.walls_only else []:
         if args.only and name not in args.only:
             continue
         steps = max(2, (3 if args.quick else 8) if size < 224 else 2)
         for mode in MODES:
-            out = subprocess.run([sys.executable, __file__, "--_one", name, str(size), mode, str(steps)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--_one", name, str(size), mode, str(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             row = json.loads(out.stdout.strip().splitlines()[-1]) | {"note": note}
-            print(f"{name:12s} {size:4d}px {mode:19s} step {row['step_img_s']:8.1f} img/s  loop {row['loop_img_s']:8.1f} "
-                  f"img/s  {row['ms_per_img']:7.2f} ms/img  {row['peak_mib']:6d} MiB", flush=True)
+            print(
+                f"{name:12s} {size:4d}px {mode:19s} step {row['step_img_s']:8.1f} img/s  loop {row['loop_img_s']:8.1f} "
+                f"img/s  {row['ms_per_img']:7.2f} ms/img  {row['peak_mib']:6d} MiB",
+                flush=True,
+            )
             rows.append(row)
     walls, runs = {}, {}
     for prof in ("smoke", "cpu"):
@@ -157,31 +187,62 @@ def main(argv=None) -> int:
             walls[prof] = {k: v.get("wall_s") for k, v in nbs.items()}
         binary = root / "results" / prof / "binary.json"
         if binary.exists():  # the real training runs behind notebooks 03-04
-            runs[prof] = {k: dict(epochs=[r["epochs_run"] for r in e["runs"]],
-                                  train_s=round(sum(r["train_time_s"] for r in e["runs"]), 1),
-                                  img_per_s=round(sum(r["img_per_s_train"] for r in e["runs"]) / len(e["runs"]), 1))
-                          for k, e in json.loads(binary.read_text()).get("models", {}).items()}
-    measured = dict(machine=previous["machine"], date=previous["date"]) if args.walls_only else dict(
-        machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            runs[prof] = {
+                k: dict(
+                    epochs=[r["epochs_run"] for r in e["runs"]],
+                    train_s=round(sum(r["train_time_s"] for r in e["runs"]), 1),
+                    img_per_s=round(sum(r["img_per_s_train"] for r in e["runs"]) / len(e["runs"]), 1),
+                )
+                for k, e in json.loads(binary.read_text()).get("models", {}).items()
+            }
+    measured = (
+        dict(machine=previous["machine"], date=previous["date"])
+        if args.walls_only
+        else dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    )
     result = dict(**measured, rows=rows, notebook_wall_s=walls, binary_training_runs=runs)
     write_json(out_dir / "benchmark.json", result)
-    lines = ["# Benchmark (generated by scripts/benchmark.py; do not edit)", "",
-             f"Machine: {result['machine']}  ", f"Date: {result['date']}", "",
-             "| model | input | mode | step img/s | loop img/s | loop/step | ms/img | peak MiB |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['size']} px ({r['note']}) | {r['mode']} | {r['step_img_s']} | {r['loop_img_s']} | "
-              f"{r['loop_vs_step']} | {r['ms_per_img']} | {r['peak_mib']} |" for r in rows]
+    lines = [
+        "# Benchmark (generated by scripts/benchmark.py; do not edit)",
+        "",
+        f"Machine: {result['machine']}  ",
+        f"Date: {result['date']}",
+        "",
+        "| model | input | mode | step img/s | loop img/s | loop/step | ms/img | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['size']} px ({r['note']}) | {r['mode']} | {r['step_img_s']} | {r['loop_img_s']} | "
+        f"{r['loop_vs_step']} | {r['ms_per_img']} | {r['peak_mib']} |"
+        for r in rows
+    ]
     for prof, nbs in walls.items():
-        lines += ["", f"Notebook wall time, profile `{prof}` (from results/{prof}/run_metadata.json):", "",
-                  "| notebook | wall s |", "|---|---|"] + [f"| {k} | {v} |" for k, v in nbs.items()]
+        lines += [
+            "",
+            f"Notebook wall time, profile `{prof}` (from results/{prof}/run_metadata.json):",
+            "",
+            "| notebook | wall s |",
+            "|---|---|",
+        ] + [f"| {k} | {v} |" for k, v in nbs.items()]
         pair = [nbs.get(k) for k in ("03_custom_cnn", "04_transfer_learning")]
         if all(isinstance(v, (int, float)) for v in pair):
-            lines += ["", f"Notebooks 03 + 04 together: {sum(pair) / 60:.1f} min "
-                      "(a first run trains; a rerun that loads finished runs is much shorter)."]
+            lines += [
+                "",
+                f"Notebooks 03 + 04 together: {sum(pair) / 60:.1f} min "
+                "(a first run trains; a rerun that loads finished runs is much shorter).",
+            ]
     for prof, models in runs.items():
-        lines += ["", f"Binary training runs, profile `{prof}` (from results/{prof}/binary.json):", "",
-                  "| model | epochs per seed | training s (all seeds) | training img/s |", "|---|---|---|---|"]
-        lines += [f"| {k} | {', '.join(map(str, v['epochs']))} | {v['train_s']} | {v['img_per_s']} |" for k, v in models.items()]
+        lines += [
+            "",
+            f"Binary training runs, profile `{prof}` (from results/{prof}/binary.json):",
+            "",
+            "| model | epochs per seed | training s (all seeds) | training img/s |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {', '.join(map(str, v['epochs']))} | {v['train_s']} | {v['img_per_s']} |"
+            for k, v in models.items()
+        ]
     write_text(out_dir / "BENCHMARK.md", "\n".join(lines) + "\n")
     print(f"wrote {out_dir / 'BENCHMARK.md'}")
     return 0

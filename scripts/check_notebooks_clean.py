@@ -62,8 +62,11 @@ def _assigns_smoke_profile(source: str) -> bool:
             targets, value = [node.target], node.value
         else:
             continue
-        if (any(isinstance(t, ast.Name) and t.id == "profile" for t in targets)
-                and isinstance(value, ast.Constant) and value.value == "smoke"):
+        if (
+            any(isinstance(t, ast.Name) and t.id == "profile" for t in targets)
+            and isinstance(value, ast.Constant)
+            and value.value == "smoke"
+        ):
             return True
     return False
 
@@ -85,8 +88,10 @@ def check_notebook(path: str | Path) -> list[str]:
 
     kernelspec = nb.metadata.get("kernelspec") or {}
     if (kernelspec.get("name"), kernelspec.get("language")) != (KERNELSPEC["name"], KERNELSPEC["language"]):
-        problems.append(f"metadata.kernelspec is {dict(kernelspec) or 'missing'}; expected {KERNELSPEC} "
-                        "(papermill needs it to find the kernel)")
+        problems.append(
+            f"metadata.kernelspec is {dict(kernelspec) or 'missing'}; expected {KERNELSPEC} "
+            "(papermill needs it to find the kernel)"
+        )
 
     params = []
     for i, cell in enumerate(nb.cells):
@@ -114,7 +119,7 @@ def check_notebook(path: str | Path) -> list[str]:
         if cell.get("cell_type") != "code":
             problems.append(f"cell {params[0]}: the 'parameters' cell is not a code cell")
         elif not _assigns_smoke_profile(cell.get("source", "")):
-            problems.append(f'cell {params[0]}: the \'parameters\' cell does not assign profile = "smoke"')
+            problems.append(f"cell {params[0]}: the 'parameters' cell does not assign profile = \"smoke\"")
     return problems
 
 
@@ -131,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"{path}: {problem}", file=sys.stderr)
     if bad:
-        print(f"{bad} of {len(paths)} notebook(s) not clean; run `make strip` and fix the rest by hand.",
-              file=sys.stderr)
+        print(
+            f"{bad} of {len(paths)} notebook(s) not clean; run `make strip` and fix the rest by hand.", file=sys.stderr
+        )
         return 1
     print(f"{len(paths)} notebook(s) clean.")
     return 0

@@ -39,10 +39,14 @@ def table(root) -> str:
                 s = entry["wall_s"]
                 cells.append(f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
         lines.append(f"| `{nb}` | " + " | ".join(cells) + " |")
-    machines = "; ".join(f"`{p}`: {m.get('machine', {}).get('cpu_count', '?')} cores, {m.get('date', '?')[:10]}"
-                         for p, m in runs.items())
-    lines += ["", f"As recorded by the last run of each notebook ({machines}). A first run trains; a rerun loads "
-              "the finished checkpoints and is much faster, so a notebook rerun after a fix shows the shorter time."]
+    machines = "; ".join(
+        f"`{p}`: {m.get('machine', {}).get('cpu_count', '?')} cores, {m.get('date', '?')[:10]}" for p, m in runs.items()
+    )
+    lines += [
+        "",
+        f"As recorded by the last run of each notebook ({machines}). A first run trains; a rerun loads "
+        "the finished checkpoints and is much faster, so a notebook rerun after a fix shows the shorter time.",
+    ]
     return "\n".join(lines)
 
 
@@ -50,8 +54,12 @@ def main() -> int:
     root = project_root()
     readme = root / "README.md"
     text = readme.read_text()
-    new = re.sub(r"(<!-- times:start -->\n).*?(<!-- times:end -->)", lambda m: m.group(1) + table(root) + "\n" + m.group(2),
-                 text, flags=re.S)
+    new = re.sub(
+        r"(<!-- times:start -->\n).*?(<!-- times:end -->)",
+        lambda m: m.group(1) + table(root) + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
     write_text(readme, new)
     print(table(root))
     return 0

@@ -49,7 +49,8 @@ def mnist_root(tmp_path):
 
 
 KERMANY_FILES = {
-    "train/NORMAL": [f"IM-{i:04d}-0001.jpeg" for i in range(1, 9)] + [f"NORMAL2-IM-{i:04d}-0001.jpeg" for i in range(1, 5)],
+    "train/NORMAL": [f"IM-{i:04d}-0001.jpeg" for i in range(1, 9)]
+    + [f"NORMAL2-IM-{i:04d}-0001.jpeg" for i in range(1, 5)],
     "train/PNEUMONIA": [f"person{i}_bacteria_{j}.jpeg" for i in range(1, 9) for j in (1, 2)]
     + [f"person{i}_virus_{i + 20}.jpeg" for i in range(9, 17)],
     "val/NORMAL": ["IM-0100-0001.jpeg"],

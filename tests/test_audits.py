@@ -9,13 +9,16 @@ from PIL import Image
 from pneumolib import audits as A
 from pneumolib.data import CLASSES_3, ImageSet
 
+
 def test_overlap_report_counts_shared_patients_and_duplicates():
-    df = pd.DataFrame({
-        "split": ["train", "train", "test", "test", "test"],
-        "patient_id": ["p1", "p2", "p1", "p3", "p3"],
-        "filename": list("abcde"),
-        "sha256": ["h1", "h2", "h2", "h3", "h3"],
-    })
+    df = pd.DataFrame(
+        {
+            "split": ["train", "train", "test", "test", "test"],
+            "patient_id": ["p1", "p2", "p1", "p3", "p3"],
+            "filename": list("abcde"),
+            "sha256": ["h1", "h2", "h2", "h3", "h3"],
+        }
+    )
     rep = A.overlap_report(df)
     assert rep["shared_patient_ids_train_test"] == 1
     assert rep["duplicate_files_train_test"] == 1
@@ -87,7 +90,12 @@ def test_shift_audit_reports_recall_aspect_and_errors(tmp_path):
     assert audit.spearman["aspect"] < 0  # wider normal test images got less P(pneumonia) here
     entry = audit.to_results()
     assert entry["aspect_ratio"]["mean"]["normal test"] == pytest.approx(1.3125)
-    assert set(entry) == {"normal_recall", "normal_train_vs_test", "aspect_ratio",
-                          "spearman_with_p_pneumonia_on_normal_test", "normal_test_error_rate_by_aspect_tercile",
-                          "largest_shift"}
+    assert set(entry) == {
+        "normal_recall",
+        "normal_train_vs_test",
+        "aspect_ratio",
+        "spearman_with_p_pneumonia_on_normal_test",
+        "normal_test_error_rate_by_aspect_tercile",
+        "largest_shift",
+    }
     assert len(audit.aspect_table()) == 6

@@ -249,6 +249,4 @@ def test_ensemble_then_temperature_workflow():
     avg = ensemble_probabilities(members)
     t = fit_temperature(logit(avg), y)
     assert t > 1.0
-    assert negative_log_likelihood(y, apply_temperature(logit(avg), t)) < negative_log_likelihood(
-        y, avg
-    )
+    assert negative_log_likelihood(y, apply_temperature(logit(avg), t)) < negative_log_likelihood(y, avg)

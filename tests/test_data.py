@@ -4,20 +4,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import KERMANY_FILES
+
 from pneumolib import data as d
 
 
-@pytest.mark.parametrize("name, label, label3, patient", [
-    ("IM-0001-0001.jpeg", 0, 0, "IM-0001"),
-    ("IM-0011-0001-0002.jpeg", 0, 0, "IM-0011"),
-    ("NORMAL2-IM-1427-0001.jpeg", 0, 0, "NORMAL2-IM-1427"),
-    ("person1_bacteria_1.jpeg", 1, 1, "person1"),
-    ("person1_virus_6.jpeg", 1, 2, "person1"),
-    ("person447_virus_921_1.jpeg", 1, 2, "person447"),
-    ("/some/dir/person12_bacteria_3.jpg", 1, 1, "person12"),
-])
+@pytest.mark.parametrize(
+    "name, label, label3, patient",
+    [
+        ("IM-0001-0001.jpeg", 0, 0, "IM-0001"),
+        ("IM-0011-0001-0002.jpeg", 0, 0, "IM-0011"),
+        ("NORMAL2-IM-1427-0001.jpeg", 0, 0, "NORMAL2-IM-1427"),
+        ("person1_bacteria_1.jpeg", 1, 1, "person1"),
+        ("person1_virus_6.jpeg", 1, 2, "person1"),
+        ("person447_virus_921_1.jpeg", 1, 2, "person447"),
+        ("/some/dir/person12_bacteria_3.jpg", 1, 1, "person12"),
+    ],
+)
 def test_parse_kermany_filename(name, label, label3, patient):
     parsed = d.parse_kermany_filename(name)
     assert (parsed.label, parsed.label3, parsed.patient_id) == (label, label3, patient)
@@ -124,6 +127,7 @@ def test_cache_reused_then_invalidated_when_source_changes(kermany_root, isolate
     assert torch.equal(first, again) and cache.stat().st_mtime_ns == stamp  # reused, not rebuilt
     # change one source image: the cache must be rebuilt and reflect the new pixels
     from PIL import Image
+
     Image.fromarray(np.full((50, 50), 255, np.uint8)).save(paths[0])
     os.utime(paths[0], ns=(stamp + 10**9, stamp + 10**9))
     changed = d.cached_images(paths, 16, "t", progress=False)

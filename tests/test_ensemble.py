@@ -146,8 +146,11 @@ def test_ensemble_arms_build_one_ensemble_per_arm_with_honest_names():
 # --------------------------------------------------------------------------- temperature scaling
 def test_temperature_fit_never_reads_test_data():
     clean = _overconfident_member("m", 3)
-    poisoned = Member("m", clean.val, SplitArrays(clean.test.y, np.full_like(clean.test.logits, np.nan),
-                                                  np.full_like(clean.test.probs, np.nan)))
+    poisoned = Member(
+        "m",
+        clean.val,
+        SplitArrays(clean.test.y, np.full_like(clean.test.logits, np.nan), np.full_like(clean.test.probs, np.nan)),
+    )
     t_clean = fit_temperatures([clean])["m"]
     t_poisoned = fit_temperatures([poisoned])["m"]
     assert np.isfinite(t_poisoned)
@@ -161,8 +164,10 @@ def test_temperature_scaling_lowers_ece_of_overconfident_ensemble():
     # same images for all members: reuse labels of the first, perturb the scores
     base = members[0]
     rng = np.random.default_rng(0)
-    members = [Member(f"m{i}", *(_binary_split(s.y, s.logits + rng.normal(0, 0.3, s.y.size))
-                                 for s in (base.val, base.test))) for i in range(3)]
+    members = [
+        Member(f"m{i}", *(_binary_split(s.y, s.logits + rng.normal(0, 0.3, s.y.size)) for s in (base.val, base.test)))
+        for i in range(3)
+    ]
     ens = build_ensemble(members, "ens")
     temps = fit_temperatures([ens])
     assert temps["ens"] > 1.5  # over-confident: the fitted temperature softens it
@@ -286,8 +291,13 @@ def test_calibration_file_matches_its_schema_with_and_without_three_classes():
     ens = ensembles["transfer"]
     scaled = scale_member(ens, temps[ens.label])
     points = operating_points(scaled.val.y, scaled.val.probs, scaled.test.y, scaled.test.probs)
-    target = {"profile": P.name, "metric": "ece_15 after temperature scaling", "limit": 0.05,
-              "value": report[ens.label]["after"]["ece_15"], "met": False}
+    target = {
+        "profile": P.name,
+        "metric": "ece_15 after temperature scaling",
+        "limit": 0.05,
+        "value": report[ens.label]["after"]["ece_15"],
+        "met": False,
+    }
 
     skipped = calibration_file(P, report, ensembles, points, comparison, target, skipped3="no Kermany")
     schema.validate("calibration", _as_written(skipped))
@@ -304,8 +314,17 @@ def test_calibration_file_matches_its_schema_with_and_without_three_classes():
     classes = ("normal", "bacteria", "virus")
     members3 = _runs_of(_multiclass_member("base", 1), "k")
     ensembles3, _, report3, comparison3 = _calibration_inputs(members3, classes)
-    full = calibration_file(P, report, ensembles, points, comparison, target,
-                            report3=report3, ensembles3=ensembles3, comparison3=comparison3)
+    full = calibration_file(
+        P,
+        report,
+        ensembles,
+        points,
+        comparison,
+        target,
+        report3=report3,
+        ensembles3=ensembles3,
+        comparison3=comparison3,
+    )
     schema.validate("calibration", _as_written(full))
     assert full["three_class"] == calibration_results(report3, ensembles3, primary="transfer")
     assert full["ensemble_vs_members"]["three_class"] == comparison3
@@ -317,8 +336,10 @@ def test_calibration_file_matches_its_schema_with_and_without_three_classes():
 # --------------------------------------------------------------------------- reliability plot
 def test_plot_reliability_panels_and_counts():
     m = _overconfident_member("m", 7, n=300)
-    tables = {"before": reliability_table(m.test.y, m.test.probs, 10),
-              "after": reliability_table(m.test.y, expit(m.test.logits / 6.0), 10)}
+    tables = {
+        "before": reliability_table(m.test.y, m.test.probs, 10),
+        "after": reliability_table(m.test.y, expit(m.test.logits / 6.0), 10),
+    }
     fig = plot_reliability(tables, "test")
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4  # reliability + counts per label

@@ -34,8 +34,7 @@ def _minmax(a):
 
 
 def _no_hooks(model):
-    return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
-               for m in model.modules())
+    return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,7 +58,7 @@ def square_data():
         for i in range(n):
             if y[i]:
                 r, c = rc[i].tolist()
-                x[i, 0, r:r + 6, c:c + 6] = 1.0
+                x[i, 0, r : r + 6, c : c + 6] = 1.0
         return x, y, rc
 
     return make
@@ -73,7 +72,7 @@ def trained_cnn(square_data):
     x, y, _ = square_data(512)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
-    for step in range(40):
+    for _ in range(40):
         idx = torch.randint(0, len(x), (32,))
         loss = F.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx].float())
         opt.zero_grad()
@@ -135,7 +134,10 @@ def test_feature_map_sizes(densenet):
     assert feature_map_size(build_model("resnet18", 1, image_size=28), 28) == (4, 4)
     assert feature_map_size(densenet, 28) == (2, 2)  # input upsampled to 64 px by the adapter
     assert feature_map_size(build_model("simple_cnn", 3, image_size=64), 64) == (16, 16)
-    assert feature_map_size(build_model("resnet18", 3, image_size=64), 64) == (4, 4)  # 3x3 stride-1 stem, max-pool kept above 32 px
+    assert feature_map_size(build_model("resnet18", 3, image_size=64), 64) == (
+        4,
+        4,
+    )  # 3x3 stride-1 stem, max-pool kept above 32 px
     assert _no_hooks(densenet)
 
 
@@ -195,9 +197,9 @@ def test_layer_followed_by_inplace_relu_matches_manual_gradcam(trained_cnn, squa
     assert isinstance(f[bn_idx + 1], nn.ReLU) and f[bn_idx + 1].inplace
     cam = grad_cam(trained_cnn, x, layer=f[bn_idx])
     with torch.enable_grad():
-        a = f[:bn_idx + 1](trained_cnn.adapter(x)).detach().requires_grad_(True)
+        a = f[: bn_idx + 1](trained_cnn.adapter(x)).detach().requires_grad_(True)
         net = trained_cnn.backbone
-        logit = net.fc(torch.flatten(net.pool(f[bn_idx + 1:](a.clone())), 1))[:, 0]
+        logit = net.fc(torch.flatten(net.pool(f[bn_idx + 1 :](a.clone())), 1))[:, 0]
         (g,) = torch.autograd.grad(logit.sum(), a)
     assert (a < 0).any()  # pre-ReLU activations: negative values must survive
     ref = F.relu((g.mean((2, 3), keepdim=True) * a.detach()).sum(1, keepdim=True))
@@ -217,9 +219,9 @@ class _TwoDetectors(nn.Module):
         self.conv = nn.Conv2d(1, 2, 5, padding=2)
         with torch.no_grad():
             self.conv.weight[0].fill_(1 / 25)
-            self.conv.bias[0] = -0.6      # mean > 0.6: bright
+            self.conv.bias[0] = -0.6  # mean > 0.6: bright
             self.conv.weight[1].fill_(-1 / 25)
-            self.conv.bias[1] = 0.4       # mean < 0.4: dark
+            self.conv.bias[1] = 0.4  # mean < 0.4: dark
         self.relu = nn.ReLU()
         self.fc = nn.Linear(2, 1)
         with torch.no_grad():
@@ -234,7 +236,7 @@ class _TwoDetectors(nn.Module):
 def test_localisation_hand_built_model_non_square_image():
     model = _TwoDetectors()
     x = torch.full((1, 1, 20, 32), 0.5)
-    x[0, 0, 2:8, 3:11] = 1.0    # bright patch: top-left (rows < 10, cols < 16)
+    x[0, 0, 2:8, 3:11] = 1.0  # bright patch: top-left (rows < 10, cols < 16)
     x[0, 0, 12:18, 20:28] = 0.0  # dark patch: bottom-right (only channel 1 sees it)
     cam = grad_cam(model, x)[0]
     assert cam.shape == (20, 32)
@@ -265,8 +267,17 @@ def test_randomization_blocks_per_architecture(densenet):
     names = lambda m: [n for n, _ in randomization_blocks(m)]  # noqa: E731
     assert names(build_model("simple_cnn")) == ["fc", "block3", "block2", "block1"]
     assert names(build_model("resnet18")) == ["fc", "layer4", "layer3", "layer2", "layer1", "stem"]
-    assert names(densenet) == ["classifier", "denseblock4+norm5", "transition3", "denseblock3", "transition2",
-                               "denseblock2", "transition1", "denseblock1", "stem"]
+    assert names(densenet) == [
+        "classifier",
+        "denseblock4+norm5",
+        "transition3",
+        "denseblock3",
+        "transition2",
+        "denseblock2",
+        "transition1",
+        "denseblock1",
+        "stem",
+    ]
     assert names(_TwoDetectors()) == ["fc", "conv"]  # generic fallback: parameterised leaves, last first
 
 
@@ -279,12 +290,12 @@ def test_randomize_layers_cascade_and_original_untouched(trained_cnn):
     assert all(torch.equal(before[k], after[k]) for k in before)
     net, n1, n2 = trained_cnn.backbone, r1.backbone, r2.backbone
     assert not torch.equal(n1.fc.weight, net.fc.weight)
-    assert torch.equal(n1.features[8].weight, net.features[8].weight)     # block3 kept at n_top=1
+    assert torch.equal(n1.features[8].weight, net.features[8].weight)  # block3 kept at n_top=1
     assert not torch.equal(n2.features[8].weight, net.features[8].weight)  # ... randomised at n_top=2
-    assert torch.equal(n2.fc.weight, n1.fc.weight)                         # cascade: same random head
-    assert torch.equal(n2.features[0].weight, net.features[0].weight)      # block1 untouched
+    assert torch.equal(n2.fc.weight, n1.fc.weight)  # cascade: same random head
+    assert torch.equal(n2.features[0].weight, net.features[0].weight)  # block1 untouched
     idx = [i for i, m in enumerate(net.features) if m is trained_cnn.target_layer][0]
-    assert r2.target_layer is r2.backbone.features[idx]                    # aliases follow the copy
+    assert r2.target_layer is r2.backbone.features[idx]  # aliases follow the copy
     torch.manual_seed(123)  # the result depends on `seed` only, not on the global RNG state
     again = randomize_layers(trained_cnn, 2, seed=0)
     assert torch.equal(again.backbone.features[8].weight, n2.features[8].weight)
@@ -296,8 +307,7 @@ def test_randomize_layers_cascade_and_original_untouched(trained_cnn):
 def test_sanity_check_maps_decorrelate(trained_cnn, square_data):
     x, _, _ = square_data(16, pos_frac=1.0)
     df = sanity_check(trained_cnn, x, n_tops=(0, 1, 2, 3, 4))
-    assert list(df.columns) == ["n_top", "block", "spearman", "spearman_std", "spearman_abs", "n_undefined",
-                                "abs_diff"]
+    assert list(df.columns) == ["n_top", "block", "spearman", "spearman_std", "spearman_abs", "n_undefined", "abs_diff"]
     assert df["n_top"].tolist() == [0, 1, 2, 3, 4]
     assert df["block"].tolist() == ["(none)", "fc", "block3", "block2", "block1"]
     control, rnd = df.iloc[0], df.iloc[1:]

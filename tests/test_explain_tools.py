@@ -55,8 +55,13 @@ def test_layer_names_and_info_resnet18_at_28px():
     model = build_model("resnet18", 1, image_size=28)
     assert layer_names(model) == ["backbone.layer4", "backbone.layer3"]
     default = layer_info(model, 28)
-    assert default == {"layer": "backbone.layer4", "map_size": [4, 4], "input_size": 28, "network_input": 28,
-                       "is_default": True}
+    assert default == {
+        "layer": "backbone.layer4",
+        "map_size": [4, 4],
+        "input_size": 28,
+        "network_input": 28,
+        "is_default": True,
+    }
     finer = layer_info(model, 28, "backbone.layer3")
     assert finer["map_size"] == [7, 7] and finer["is_default"] is False
 
@@ -206,8 +211,14 @@ def test_gradcam_file_matches_its_schema_with_and_without_three_classes(cnn):
     schema.validate("gradcam", _as_written(binary_only))
     assert list(binary_only) == ["meta", "layers", "sanity", "border_mass", "examples", "best_binary"]
     assert binary_only["sanity"][f"binary:{name}"] == sanity[f"binary:{name}"].to_dict("records")
-    assert binary_only["best_binary"] == {"model": "simple_cnn-none", "display_name": "Custom CNN (none)", "seed": 0,
-                                          "layer": name, "threshold": 0.5, "threshold_rule": "max_f1 on validation"}
+    assert binary_only["best_binary"] == {
+        "model": "simple_cnn-none",
+        "display_name": "Custom CNN (none)",
+        "seed": 0,
+        "layer": name,
+        "threshold": 0.5,
+        "threshold_rule": "max_f1 on validation",
+    }
     assert binary_only["meta"]["seed"] == P.seeds[0] and binary_only["examples"] == examples
 
     k3 = build_model("simple_cnn", 3, image_size=28)
@@ -216,8 +227,13 @@ def test_gradcam_file_matches_its_schema_with_and_without_three_classes(cnn):
     cases, cm = three_class_cases(y3, p3, CLASSES)
     full = gradcam_file(*args, three_class_run=FakeRun(k3, 1), classes=CLASSES, confusion=cm, cases=cases)
     schema.validate("gradcam", _as_written(full))
-    assert full["three_class"] == {"model": f"simple_cnn-{k3.weights}", "seed": 1, "classes": list(CLASSES),
-                                   "confusion_matrix": cm, "examples": cases}
+    assert full["three_class"] == {
+        "model": f"simple_cnn-{k3.weights}",
+        "seed": 1,
+        "classes": list(CLASSES),
+        "confusion_matrix": cm,
+        "examples": cases,
+    }
 
 
 # --------------------------------------------------------------------------- plots
@@ -238,8 +254,15 @@ def test_plot_gradcam_grid_layout_and_validation():
 
 
 def test_plot_sanity_curves_panels_and_validation():
-    table = pd.DataFrame({"n_top": [0, 1, 2], "block": ["(none)", "fc", "layer4"], "spearman": [1.0, 0.2, np.nan],
-                          "spearman_std": [0.0, 0.1, np.nan], "spearman_abs": [1.0, 0.3, np.nan]})
+    table = pd.DataFrame(
+        {
+            "n_top": [0, 1, 2],
+            "block": ["(none)", "fc", "layer4"],
+            "spearman": [1.0, 0.2, np.nan],
+            "spearman_std": [0.0, 0.1, np.nan],
+            "spearman_abs": [1.0, 0.3, np.nan],
+        }
+    )
     fig = plot_sanity_curves({"a": table, "b": table})
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0 (none)", "1 fc", "2 layer4"]

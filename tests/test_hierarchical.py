@@ -17,13 +17,16 @@ from pneumolib.data import CLASSES_3, ImageSet, load_kermany, parse_kermany_file
 
 
 # --------------------------------------------------------------------------- labels
-@pytest.mark.parametrize("filename, label, label3", [
-    ("IM-0001-0001.jpeg", 0, 0),
-    ("NORMAL2-IM-1427-0001.jpeg", 0, 0),
-    ("person1_bacteria_1.jpeg", 1, 1),
-    ("person1_virus_6.jpeg", 1, 2),
-    ("person1001_bacteria_2932_0001.jpeg", 1, 1),
-])
+@pytest.mark.parametrize(
+    "filename, label, label3",
+    [
+        ("IM-0001-0001.jpeg", 0, 0),
+        ("NORMAL2-IM-1427-0001.jpeg", 0, 0),
+        ("person1_bacteria_1.jpeg", 1, 1),
+        ("person1_virus_6.jpeg", 1, 2),
+        ("person1001_bacteria_2932_0001.jpeg", 1, 1),
+    ],
+)
 def test_three_class_label_from_filename(filename, label, label3):
     parsed = parse_kermany_filename(filename)
     assert (parsed.label, parsed.label3) == (label, label3)
@@ -170,8 +173,12 @@ def test_macro_metrics_of_combined_probs_equal_sklearn(rule):
 
 
 def test_summarize_multiclass_keys():
-    rec = {"accuracy": 0.5, "macro_f1": 0.4, "macro_auroc": 0.7,
-           "per_class": {c: {"f1": f} for c, f in zip(CLASSES_3, (0.6, 0.4, 0.2))}}
+    rec = {
+        "accuracy": 0.5,
+        "macro_f1": 0.4,
+        "macro_auroc": 0.7,
+        "per_class": {c: {"f1": f} for c, f in zip(CLASSES_3, (0.6, 0.4, 0.2))},
+    }
     out = H.summarize_multiclass([rec, dict(rec, accuracy=0.7)])
     assert out["accuracy"]["mean"] == pytest.approx(0.6)
     assert out["f1_virus"]["mean"] == pytest.approx(0.2) and out["f1_virus"]["std"] == 0.0

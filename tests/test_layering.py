@@ -17,8 +17,12 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
     """(imported pneumolib module, line, at module level?) for every package-internal import in a file."""
     tree = ast.parse(path.read_text())
     top_level = {id(node) for node in tree.body}
-    type_only = {id(n) for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                 for n in ast.walk(node)}  # annotations only: never executed
+    type_only = {
+        id(n)
+        for node in tree.body
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }  # annotations only: never executed
     found = []
     for node in ast.walk(tree):
         if id(node) in type_only:
@@ -42,9 +46,12 @@ def test_every_module_is_listed():
 
 def test_no_module_imports_one_above_it():
     rank = {m: i for i, m in enumerate(pneumolib.LAYERS)}
-    upward = [f"{p.relative_to(PACKAGE)}:{line} imports {name}" for p in _files()
-              for name, line, _ in _imports(p) if name in rank and rank[name] >= rank[_module(p)]
-              and name != _module(p)]
+    upward = [
+        f"{p.relative_to(PACKAGE)}:{line} imports {name}"
+        for p in _files()
+        for name, line, _ in _imports(p)
+        if name in rank and rank[name] >= rank[_module(p)] and name != _module(p)
+    ]
     assert upward == []
 
 
@@ -53,11 +60,19 @@ def test_no_private_name_is_imported_from_another_module():
     for path in _files():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                private += [f"{path.relative_to(PACKAGE)}:{node.lineno} {a.name}" for a in node.names
-                            if a.name.startswith("_")]
+                private += [
+                    f"{path.relative_to(PACKAGE)}:{node.lineno} {a.name}" for a in node.names if a.name.startswith("_")
+                ]
     assert private == []
 
 
 def test_package_imports_are_at_module_level():
     lazy = [f"{p.relative_to(PACKAGE)}:{line} {name}" for p in _files() for name, line, top in _imports(p) if not top]
     assert lazy == []
+
+
+def test_no_module_is_longer_than_600_lines():
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert long == {}, f"split these by concept: {long}"

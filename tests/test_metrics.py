@@ -192,9 +192,7 @@ def test_multiclass_metrics_match_sklearn(multiclass_data):
 
     assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
     assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
-    assert m["macro_auroc"] == pytest.approx(
-        roc_auc_score(y, p, multi_class="ovr", average="macro")
-    )
+    assert m["macro_auroc"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
     precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=[0, 1, 2])
     for k, name in enumerate(CLASSES):
         assert m["per_class"][name]["precision"] == pytest.approx(precision[k])
@@ -215,9 +213,7 @@ def test_multiclass_metrics_missing_class():
     assert math.isnan(m["macro_auroc"])  # class 2 absent: OvR AUROC undefined
     assert m["per_class"]["virus"]["support"] == 0
     assert m["confusion_normalized"][2] == [0.0, 0.0, 0.0]
-    assert m["macro_f1"] == pytest.approx(
-        f1_score(y, p.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0)
-    )
+    assert m["macro_f1"] == pytest.approx(f1_score(y, p.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0))
 
 
 def test_multiclass_metrics_shape_errors():

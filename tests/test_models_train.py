@@ -6,9 +6,10 @@ import torch
 
 from pneumolib import models as M
 from pneumolib.data import ImageSet
+from pneumolib.loop import TrainConfig, fit, logits_to_proba, make_loss, predict_logits
 from pneumolib.profiles import get_profile
 from pneumolib.results import load_checkpoint, save_checkpoint
-from pneumolib.train import TrainConfig, fit, logits_to_proba, make_loss, predict_logits, train_or_load
+from pneumolib.train import train_or_load
 
 
 def toy_splits(n=64, size=28, seed=0, classes=("normal", "pneumonia")):
@@ -19,12 +20,14 @@ def toy_splits(n=64, size=28, seed=0, classes=("normal", "pneumonia")):
         y = torch.arange(m) % len(classes)
         x = torch.randint(0, 60, (m, size, size), generator=g, dtype=torch.uint8)
         for k in range(1, len(classes)):
-            x[y == k, 4 * k:4 * k + 8, 4:12] = 250
+            x[y == k, 4 * k : 4 * k + 8, 4:12] = 250
         out[split] = ImageSet(x, y, classes=tuple(classes), name=split)
     return out
 
 
-@pytest.mark.parametrize("name, size, expected", [("simple_cnn", 28, 93_249), ("resnet18", 28, None), ("densenet121", 28, None)])
+@pytest.mark.parametrize(
+    "name, size, expected", [("simple_cnn", 28, 93_249), ("resnet18", 28, None), ("densenet121", 28, None)]
+)
 def test_output_shapes_and_parameter_counts(name, size, expected):
     for outputs in (1, 3):
         model = M.build_model(name, outputs, image_size=size)
@@ -103,6 +106,7 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
     import pathlib
 
     from pneumolib.results import CorruptArtefactError
+
     torch.save({"not_a_tensor": pathlib.PurePosixPath("x")}, tmp_path / "bad.pt")
     with pytest.raises(CorruptArtefactError, match="bad.pt: .*weights-only load refuses") as err:
         load_checkpoint(tmp_path / "bad.pt")
@@ -140,7 +144,7 @@ def test_finished_run_is_loaded_not_retrained(monkeypatch):
 
 
 def test_interrupted_run_resumes_from_last_epoch(isolated_root, monkeypatch):
-    import pneumolib.train as T
+    import pneumolib.loop as T
 
     splits = toy_splits(32)
     cfg = dataclasses.replace(CFG, patience=9)
@@ -212,9 +216,17 @@ def test_config_for_applies_task_changes_only_to_that_task():
     from pneumolib.profiles import Profile
     from pneumolib.train import config_for
 
-    prof = Profile(name="t", description="", lr=1e-3, epochs_by_model={"resnet18": 12},
-                   protocol_by_task={"binary": {"scheduler": "cosine", "epochs_by_model": {"resnet18": 7}}})
-    binary, other = config_for(prof, "resnet18", task="binary"), config_for(prof, "resnet18", num_classes=3, task="three_class")
+    prof = Profile(
+        name="t",
+        description="",
+        lr=1e-3,
+        epochs_by_model={"resnet18": 12},
+        protocol_by_task={"binary": {"scheduler": "cosine", "epochs_by_model": {"resnet18": 7}}},
+    )
+    binary, other = (
+        config_for(prof, "resnet18", task="binary"),
+        config_for(prof, "resnet18", num_classes=3, task="three_class"),
+    )
     assert (binary.scheduler, binary.max_epochs) == ("cosine", 7)
     assert (other.scheduler, other.max_epochs, other.loss) == ("plateau", 12, "weighted_ce")
     assert config_for(prof, "resnet18", task="binary", max_epochs=2).max_epochs == 2  # keyword overrides win

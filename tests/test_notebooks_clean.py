@@ -45,16 +45,24 @@ def _params(source='profile = "smoke"'):
 
 
 def test_checker_accepts_a_clean_notebook(tmp_path):
-    path = _write(tmp_path, [nbformat.v4.new_markdown_cell("# Title"),
-                             _params('profile = "smoke"  # smoke | cpu | gpu\nseed = 0'),
-                             nbformat.v4.new_code_cell("%matplotlib inline\nimport sys\nprint(sys.path)")])
+    path = _write(
+        tmp_path,
+        [
+            nbformat.v4.new_markdown_cell("# Title"),
+            _params('profile = "smoke"  # smoke | cpu | gpu\nseed = 0'),
+            nbformat.v4.new_code_cell("%matplotlib inline\nimport sys\nprint(sys.path)"),
+        ],
+    )
     assert checker.check_notebook(path) == []
     assert checker.main([str(path)]) == 0
 
 
 def test_checker_flags_each_problem(tmp_path):
-    ran = nbformat.v4.new_code_cell("x = 1\nx", execution_count=3,
-                                    outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=3)])
+    ran = nbformat.v4.new_code_cell(
+        "x = 1\nx",
+        execution_count=3,
+        outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=3)],
+    )
     hack = nbformat.v4.new_code_cell("import sys\nsys.path.insert(0, '..')")
     path = _write(tmp_path, [_params('profile = "cpu"'), _params(), ran, hack])
     text = "\n".join(checker.check_notebook(path))
@@ -68,8 +76,12 @@ def test_checker_flags_each_problem(tmp_path):
     assert any("0 cells tagged 'parameters'" in p for p in checker.check_notebook(no_params))
     wrong = _write(tmp_path, [_params('profile = "gpu"')], "c.ipynb")
     assert any('does not assign profile = "smoke"' in p for p in checker.check_notebook(wrong))
-    for source in ("sys.path.append('../')", "sys.path = ['..'] + sys.path", "sys.path[:0] = ['..']",
-                   "site.addsitedir('..')"):
+    for source in (
+        "sys.path.append('../')",
+        "sys.path = ['..'] + sys.path",
+        "sys.path[:0] = ['..']",
+        "site.addsitedir('..')",
+    ):
         path = _write(tmp_path, [_params(), nbformat.v4.new_code_cell(source)], "d.ipynb")
         assert any("sys.path" in p for p in checker.check_notebook(path)), source
 

@@ -115,8 +115,17 @@ def test_history_shows_val_auroc_when_recorded_and_marks_the_kept_epoch():
 
     from pneumolib.plots import plot_history
 
-    h = pd.DataFrame(dict(epoch=[1, 2, 3], phase="full", train_loss=[0.6, 0.4, 0.3], val_loss=[0.5, 0.45, 0.5],
-                          val_accuracy=[0.8, 0.85, 0.84], val_auroc=[0.90, 0.95, 0.93], lr=[1e-3, 5e-4, 1e-4]))
+    h = pd.DataFrame(
+        dict(
+            epoch=[1, 2, 3],
+            phase="full",
+            train_loss=[0.6, 0.4, 0.3],
+            val_loss=[0.5, 0.45, 0.5],
+            val_accuracy=[0.8, 0.85, 0.84],
+            val_auroc=[0.90, 0.95, 0.93],
+            lr=[1e-3, 5e-4, 1e-4],
+        )
+    )
     fig = plot_history({"seed 0": h}, best_epochs={"seed 0": 2})
     loss_ax, val_ax, lr_ax = fig.axes
     assert val_ax.get_ylabel() == "validation AUROC" and lr_ax.get_yscale() == "log"

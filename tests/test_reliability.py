@@ -28,9 +28,10 @@ import pneumolib
 from pneumolib import data as d
 from pneumolib import results as R
 from pneumolib import run, schema
+from pneumolib.loop import fit
 from pneumolib.models import build_model
 from pneumolib.results import CorruptArtefactError
-from pneumolib.train import fit, train_or_load
+from pneumolib.train import train_or_load
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PACKAGE_PARENT = str(Path(pneumolib.__file__).resolve().parents[1])
@@ -139,8 +140,19 @@ def _image(mode: str, a: np.ndarray) -> Image.Image:
     return Image.fromarray(a)  # "L"
 
 
-@pytest.mark.parametrize("mode, ext", [("L", "png"), ("I;16", "png"), ("I;16B", "tif"), ("I", "tif"),
-                                       ("RGB", "png"), ("RGBA", "png"), ("LA", "png"), ("P", "png")])
+@pytest.mark.parametrize(
+    "mode, ext",
+    [
+        ("L", "png"),
+        ("I;16", "png"),
+        ("I;16B", "tif"),
+        ("I", "tif"),
+        ("RGB", "png"),
+        ("RGBA", "png"),
+        ("LA", "png"),
+        ("P", "png"),
+    ],
+)
 def test_every_image_mode_decodes_to_the_same_pixels(tmp_path, mode, ext):
     a = _gray()
     path = tmp_path / f"img.{ext}"
@@ -229,8 +241,14 @@ def test_damaged_resume_state_restarts_training_with_a_note(isolated_root, capsy
     fresh = fit(build_model("simple_cnn"), splits["train"], splits["val"], CFG, isolated_root / "a", progress=False)
     run_dir = isolated_root / "b"
     torch.manual_seed(0)
-    fit(build_model("simple_cnn"), splits["train"], splits["val"], dataclasses.replace(CFG, max_epochs=1), run_dir,
-        progress=False)  # an interrupted run: last.pt and best.pt exist, no done.json
+    fit(
+        build_model("simple_cnn"),
+        splits["train"],
+        splits["val"],
+        dataclasses.replace(CFG, max_epochs=1),
+        run_dir,
+        progress=False,
+    )  # an interrupted run: last.pt and best.pt exist, no done.json
     # max_epochs is part of the config key: give last.pt the full config's key, as after a kill
     state = R.load_checkpoint(run_dir / "last.pt")
     R.save_checkpoint(run_dir / "last.pt", {**state, "config_key": CFG.key()})
@@ -247,9 +265,12 @@ def test_damaged_resume_state_restarts_training_with_a_note(isolated_root, capsy
 def test_damaged_results_json_names_the_file(isolated_root):
     path = R.results_dir("smoke") / "binary.json"
     path.write_text('{"models": {"simple_cnn-scratch": {"runs": [')
-    for call in (lambda: R.read_json(path), lambda: schema.read_results(SMOKE, "binary"),
-                 lambda: schema.record_skip(SMOKE, "binary", "resnet18-imagenet", "offline"),
-                 lambda: R.update_json(path, "skipped", {})):
+    for call in (
+        lambda: R.read_json(path),
+        lambda: schema.read_results(SMOKE, "binary"),
+        lambda: schema.record_skip(SMOKE, "binary", "resnet18-imagenet", "offline"),
+        lambda: R.update_json(path, "skipped", {}),
+    ):
         with pytest.raises(CorruptArtefactError) as err:
             call()
         assert err.value.path == path and "binary.json: is not valid JSON" in str(err.value)
@@ -342,9 +363,11 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 def test_temp_file_of_a_killed_writer_is_removed_when_the_folder_is_opened(isolated_root):
     folder = _run_dir(isolated_root, 0)
     folder.mkdir(parents=True)
-    code = ("import os, time, sys; import pneumolib.results as R\n"
-            "os.fsync = lambda fd: time.sleep(60)  # hang mid-save, like a kill during torch.save\n"
-            f"R.save_checkpoint({str(folder / 'last.pt')!r}, {{'x': __import__('torch').zeros(1000)}})\n")
+    code = (
+        "import os, time, sys; import pneumolib.results as R\n"
+        "os.fsync = lambda fd: time.sleep(60)  # hang mid-save, like a kill during torch.save\n"
+        f"R.save_checkpoint({str(folder / 'last.pt')!r}, {{'x': __import__('torch').zeros(1000)}})\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": PACKAGE_PARENT})
     try:
         deadline = time.time() + 60
@@ -412,18 +435,21 @@ def test_plain_papermill_runs_and_fails_on_an_unknown_parameter(tmp_path):
 
     params = nbformat.v4.new_code_cell('profile = "smoke"  # papermill injects "cpu" or "gpu"')
     params.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(
-        "import pneumolib\nopen('seen.txt', 'w').write(profile)")])
+    nb = nbformat.v4.new_notebook(
+        cells=[params, nbformat.v4.new_code_cell("import pneumolib\nopen('seen.txt', 'w').write(profile)")]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     src = tmp_path / "nb.ipynb"
     nbformat.write(nb, src)
     # as `papermill nb.ipynb out.ipynb -p profile cpu`: no kernel name given, none stripped
-    papermill.execute_notebook(str(src), str(tmp_path / "ok.ipynb"), parameters={"profile": "cpu"},
-                               cwd=str(tmp_path), progress_bar=False)
+    papermill.execute_notebook(
+        str(src), str(tmp_path / "ok.ipynb"), parameters={"profile": "cpu"}, cwd=str(tmp_path), progress_bar=False
+    )
     assert (tmp_path / "seen.txt").read_text() == "cpu"
     with pytest.raises(PapermillExecutionError, match="unknown notebook parameter.*'profil'"):
-        papermill.execute_notebook(str(src), str(tmp_path / "bad.ipynb"), parameters={"profil": "cpu"},
-                                   cwd=str(tmp_path), progress_bar=False)
+        papermill.execute_notebook(
+            str(src), str(tmp_path / "bad.ipynb"), parameters={"profil": "cpu"}, cwd=str(tmp_path), progress_bar=False
+        )
 
 
 def test_injected_parameter_check_reads_the_cell_history():
@@ -475,8 +501,11 @@ def test_empty_data_folder_gets_nothing_created(tmp_path, monkeypatch):
 def test_written_files_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        written = [R.write_json(tmp_path / "a.json", {}), R.write_text(tmp_path / "b.txt", "x"),
-                   R.save_checkpoint(tmp_path / "c.pt", {"w": torch.zeros(1)})]
+        written = [
+            R.write_json(tmp_path / "a.json", {}),
+            R.write_text(tmp_path / "b.txt", "x"),
+            R.save_checkpoint(tmp_path / "c.pt", {"w": torch.zeros(1)}),
+        ]
     finally:
         os.umask(old)
     assert [oct(p.stat().st_mode & 0o777) for p in written] == [oct(mode)] * 3

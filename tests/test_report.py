@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import write_fake_results
 from PIL import Image
 
-from fakes import write_fake_results
 from pneumolib import report
 from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.report.context import Results, training_texts
-from pneumolib.report.sections import binary_target_items
+from pneumolib.report.task_sections import binary_target_items
 from pneumolib.results import project_root, write_json
 
 PROFILE = get_profile("smoke")
@@ -177,16 +177,22 @@ def test_training_text_comes_from_the_protocol_stored_with_the_results():
     def entry(name, epochs, text):
         return {"display_name": name, "protocol": {"max_epochs": epochs, "text": text}}
 
-    binary = {"models": {"a": entry("CNN", 30, "cosine"), "b": entry("ResNet18", 10, "cosine"),
-                         "c": entry("Old", 8, "plateau")}}
+    binary = {
+        "models": {
+            "a": entry("CNN", 30, "cosine"),
+            "b": entry("ResNet18", 10, "cosine"),
+            "c": entry("Old", 8, "plateau"),
+        }
+    }
     texts = training_texts({"Binary": binary, "Three": {"models": {"x": {"display_name": "no protocol"}}}})
     assert texts == ["Binary: cosine; epoch budget: CNN 30, ResNet18 10.", "Binary: plateau; epoch budget: Old 8."]
 
 
 def test_binary_targets_say_met_or_not_from_the_best_model(fake, monkeypatch):
     monkeypatch.setitem(report.BINARY_TARGETS, "profile", PROFILE.name)
-    items = binary_target_items(Results(PROFILE), json.loads(
-        (project_root() / "results" / PROFILE.name / "binary.json").read_text()))
+    items = binary_target_items(
+        Results(PROFILE), json.loads((project_root() / "results" / PROFILE.name / "binary.json").read_text())
+    )
     assert items[0] == "best mean AUROC ≥ 0.975: 0.432 (Custom CNN (scratch)), not met"
     assert items[1].startswith("best mean accuracy at 0.5 ≥ 0.9: 0.877") and items[1].endswith("not met")
     text = json.dumps(report.build_context(PROFILE), ensure_ascii=False)

@@ -11,8 +11,21 @@ SMOKE = get_profile("smoke")
 
 
 def binary_metrics(**changes):
-    m = dict(accuracy=0.9, precision=0.9, recall=0.95, specificity=0.8, f1=0.92, auroc=0.96, average_precision=0.97,
-             tp=19, tn=8, fp=2, fn=1, threshold=0.5, n=30)
+    m = dict(
+        accuracy=0.9,
+        precision=0.9,
+        recall=0.95,
+        specificity=0.8,
+        f1=0.92,
+        auroc=0.96,
+        average_precision=0.97,
+        tp=19,
+        tn=8,
+        fp=2,
+        fn=1,
+        threshold=0.5,
+        n=30,
+    )
     return {**m, **changes}
 
 
@@ -21,19 +34,43 @@ def stat(mean, std=0.0):
 
 
 def binary_entry(model="simple_cnn", weights="scratch"):
-    run = dict(seed=0, best_epoch=1, epochs_run=1, train_time_s=1.0, img_per_s_train=100.0, ms_per_img=0.1,
-               val_threshold=0.4, threshold_rule="max_f1", at_05=binary_metrics(),
-               at_val_threshold=binary_metrics(threshold=0.4))
+    run = dict(
+        seed=0,
+        best_epoch=1,
+        epochs_run=1,
+        train_time_s=1.0,
+        img_per_s_train=100.0,
+        ms_per_img=0.1,
+        val_threshold=0.4,
+        threshold_rule="max_f1",
+        at_05=binary_metrics(),
+        at_val_threshold=binary_metrics(threshold=0.4),
+    )
     summary = {k: stat(v) for k, v in binary_metrics().items() if k in ("accuracy", "auroc", "recall")}
-    return dict(model=model, weights=weights, display_name=f"{model} ({weights})", parameters=10, image_size=28,
-                note="", protocol=dict(max_epochs=1, text="Adam", config={"lr": 0.001}), runs=[run],
-                summary=dict(at_05=summary, at_val_threshold=summary, ms_per_img=stat(0.1), train_time_s=1.0),
-                auroc_ci95=[0.9, 0.99])
+    return dict(
+        model=model,
+        weights=weights,
+        display_name=f"{model} ({weights})",
+        parameters=10,
+        image_size=28,
+        note="",
+        protocol=dict(max_epochs=1, text="Adam", config={"lr": 0.001}),
+        runs=[run],
+        summary=dict(at_05=summary, at_val_threshold=summary, ms_per_img=stat(0.1), train_time_s=1.0),
+        auroc_ci95=[0.9, 0.99],
+    )
 
 
-META = dict(profile="smoke", profile_hash="abc", dataset="PneumoniaMNIST 28 px", image_size=28, seeds=[0],
-            n={"train": 10, "val": 10, "test": 30}, class_counts={"test": {"normal": 10, "pneumonia": 20}},
-            updated="2026-01-01T00:00:00+00:00")
+META = dict(
+    profile="smoke",
+    profile_hash="abc",
+    dataset="PneumoniaMNIST 28 px",
+    image_size=28,
+    seeds=[0],
+    n={"train": 10, "val": 10, "test": 30},
+    class_counts={"test": {"normal": 10, "pneumonia": 20}},
+    updated="2026-01-01T00:00:00+00:00",
+)
 
 
 def test_add_model_then_read_back():
@@ -79,8 +116,11 @@ def test_missing_file_says_which_notebook_writes_it():
 def test_update_results_keeps_other_keys_and_checks_types():
     schema.update_results(SMOKE, "data", pneumoniamnist_counts={"test": {"normal": 1, "pneumonia": 2}})
     schema.update_results(SMOKE, "data", augment_ms_per_batch32={"28px": 0.1})
-    assert set(schema.read_results(SMOKE, "data")) == {"schema_version", "pneumoniamnist_counts",
-                                                        "augment_ms_per_batch32"}
+    assert set(schema.read_results(SMOKE, "data")) == {
+        "schema_version",
+        "pneumoniamnist_counts",
+        "augment_ms_per_batch32",
+    }
     with pytest.raises(schema.SchemaError, match="augment_ms_per_batch32.28px"):
         schema.update_results(SMOKE, "data", augment_ms_per_batch32={"28px": "fast"})
 

@@ -28,32 +28,50 @@ Layout of the package (each module imports only the ones above it):
   and the Markdown renderer.
 - :mod:`.context`: the results reader with its freshness checks, the profile's figures, the cover page.
 - :mod:`.tables`: tables and labels shared by the sections and the model card.
-- :mod:`.fallback`: generic rendering of results files whose layout the sections do not know.
-- :mod:`.sections`: one section per notebook (01-08).
+- :mod:`.sections`: the sections for data (01-02), calibration (07) and Grad-CAM (08).
+- :mod:`.task_sections`: the sections for the classification tasks (03-06).
 - :mod:`.card`: the model card.
 - :mod:`.build`: the template's context, output paths, the Typst PDF and the command line (:func:`main`).
 """
 
 from .blocks import (
-                     MissingResultsError,
-                     ReportError,
-                     Skipped,
-                     StaleResultsError,
-                     blocks_to_markdown,
-                     fmt_mean_std,
-                     fmt_num,
-                     fmt_pct,
-                     fmt_seconds,
+    MissingResultsError,
+    ReportError,
+    Skipped,
+    StaleResultsError,
+    blocks_to_markdown,
+    fmt_mean_std,
+    fmt_num,
+    fmt_pct,
+    fmt_seconds,
 )
 from .build import REFERENCE_PROFILE, TEMPLATE_NAME, build_context, build_report, main, report_paths
 from .card import model_card, model_card_blocks
 from .context import METADATA_FILE, RESULT_FILES
-from .sections import BINARY_TARGETS
 from .tables import BINARY_METRICS, MULTI_METRICS
+from .task_sections import BINARY_TARGETS
 
 __all__ = [
-    "ReportError", "MissingResultsError", "StaleResultsError", "RESULT_FILES",
-    "build_context", "build_report", "model_card", "model_card_blocks", "blocks_to_markdown",
-    "report_paths", "fmt_num", "fmt_mean_std", "fmt_pct", "fmt_seconds", "main", "Skipped", "REFERENCE_PROFILE",
-    "TEMPLATE_NAME", "METADATA_FILE", "BINARY_TARGETS", "BINARY_METRICS", "MULTI_METRICS",
+    "ReportError",
+    "MissingResultsError",
+    "StaleResultsError",
+    "RESULT_FILES",
+    "build_context",
+    "build_report",
+    "model_card",
+    "model_card_blocks",
+    "blocks_to_markdown",
+    "report_paths",
+    "fmt_num",
+    "fmt_mean_std",
+    "fmt_pct",
+    "fmt_seconds",
+    "main",
+    "Skipped",
+    "REFERENCE_PROFILE",
+    "TEMPLATE_NAME",
+    "METADATA_FILE",
+    "BINARY_TARGETS",
+    "BINARY_METRICS",
+    "MULTI_METRICS",
 ]

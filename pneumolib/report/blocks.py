@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 TEXT_WIDTH_CM = 17.0  # A4 minus the template's margins
 MAX_FIGURE_HEIGHT_CM = 16.0
@@ -98,11 +99,19 @@ def humanize(key: str) -> str:
 
 # --------------------------------------------------------------------------- blocks
 # The context is a list of *blocks* per section; the template knows how to draw each kind.
-def table(header: list, rows: list[list], caption: str = "", note: str = "", first_cols: int = 1,
-          size: float = 8.5) -> dict:
+def table(
+    header: list, rows: list[list], caption: str = "", note: str = "", first_cols: int = 1, size: float = 8.5
+) -> dict:
     rows = [[str(c) for c in r] for r in rows]
-    return {"kind": "table", "caption": caption, "header": [str(h) for h in header], "rows": rows,
-            "note": note, "first_cols": first_cols, "size": size}
+    return {
+        "kind": "table",
+        "caption": caption,
+        "header": [str(h) for h in header],
+        "rows": rows,
+        "note": note,
+        "first_cols": first_cols,
+        "size": size,
+    }
 
 
 def para(text: str, lead: str = "") -> dict:
@@ -135,8 +144,13 @@ def figure_block(path: Path, root: Path, caption: str) -> dict:
         width = min(1.0, natural_cm / TEXT_WIDTH_CM, MAX_FIGURE_HEIGHT_CM * w / h / TEXT_WIDTH_CM)
     except Exception:  # unreadable image: let Typst report it by name
         pass
-    return {"kind": "figure", "path": "/" + path.relative_to(root).as_posix(), "caption": caption,
-            "width": round(width, 3), "name": path.stem}
+    return {
+        "kind": "figure",
+        "path": "/" + path.relative_to(root).as_posix(),
+        "caption": caption,
+        "width": round(width, 3),
+        "name": path.stem,
+    }
 
 
 FIGURE_CAPTIONS = {  # known figures, in the order the report shows them
@@ -166,9 +180,9 @@ FIGURE_CAPTIONS = {  # known figures, in the order the report shows them
     "07_ensemble_confusion_three_class": "Three-class ensemble: confusion matrix (argmax).",
     "07_reliability_binary": "Reliability diagrams (binary, test set) before and after temperature scaling.",
     "07_reliability_three_class": "Reliability diagrams (three classes, test set) before and after temperature "
-                                  "scaling.",
+    "scaling.",
     "07_operating_points_roc": "ROC and precision-recall of the temperature-scaled ensemble with the operating "
-                               "points chosen on validation.",
+    "points chosen on validation.",
     "07_operating_points_confusion": "Confusion matrices of the binary ensemble at each operating point.",
     "08_gradcam_outcomes": "Grad-CAM of the predicted class for true/false positives and negatives.",
     "08_gradcam_resnet_vs_densenet": "Same test images, same target class: Grad-CAM of different models and layers.",
@@ -183,12 +197,19 @@ def figure_caption(stem: str) -> str:
     return humanize(re.sub(r"^\d\d_", "", stem)) + "."
 
 
-def make_section(number: str, title: str, notebooks: list[str], blocks: list[dict],
-                 skipped: Skipped | None = None) -> dict:
+def make_section(
+    number: str, title: str, notebooks: list[str], blocks: list[dict], skipped: Skipped | None = None
+) -> dict:
     label = "–".join(n[:2] for n in notebooks) if len(notebooks) > 1 else number
-    return {"number": number, "label": label, "title": title, "notebooks": notebooks,
-            "status": "skipped" if skipped else "ok",
-            "reason": skipped.reason if skipped else "", "blocks": blocks}
+    return {
+        "number": number,
+        "label": label,
+        "title": title,
+        "notebooks": notebooks,
+        "status": "skipped" if skipped else "ok",
+        "reason": skipped.reason if skipped else "",
+        "blocks": blocks,
+    }
 
 
 def _md_escape_cell(text: str) -> str:

@@ -12,16 +12,8 @@ from ..results import atomic_write_bytes, project_root, write_json, write_text
 from .blocks import ReportError, blocks_to_markdown, heading, make_section
 from .card import model_card_blocks
 from .context import METADATA_FILE, RESULT_FILES, Results, cover
-from .fallback import tolerant
-from .sections import (
-    section_augmentation,
-    section_binary,
-    section_calibration,
-    section_data,
-    section_gradcam,
-    section_hierarchical,
-    section_three_class,
-)
+from .sections import section_augmentation, section_calibration, section_data, section_gradcam
+from .task_sections import section_binary, section_hierarchical, section_three_class
 
 REFERENCE_PROFILE = "cpu"  # its report is committed as report/report.pdf
 TEMPLATE_NAME = "report.typ"
@@ -36,19 +28,25 @@ def _context_and_card(profile: Profile) -> tuple[dict, list[dict]]:
     """The template's context and the model card's blocks, from one reading of the results."""
     res = Results(profile)
     if res.run_meta is None and not (res.dir / METADATA_FILE).exists():
-        res.problems.append(f"{res.rel(res.dir / METADATA_FILE)} missing: run the notebooks with "
-                            f"python -m pneumolib.run --profile {res.name} (it records the commit, machine and "
-                            "wall time of every notebook for the cover page)")
+        res.problems.append(
+            f"{res.rel(res.dir / METADATA_FILE)} missing: run the notebooks with "
+            f"python -m pneumolib.run --profile {res.name} (it records the commit, machine and "
+            "wall time of every notebook for the cover page)"
+        )
         res.missing = True
     elif res.run_meta and res.run_meta.get("profile_hash") not in (None, res.hash):
-        res.problems.append(f"{res.rel(res.dir / METADATA_FILE)} comes from a run with profile settings "
-                            f"{res.run_meta['profile_hash']}, profile {res.name!r} is now {res.hash}: rerun "
-                            f"python -m pneumolib.run --profile {res.name}")
+        res.problems.append(
+            f"{res.rel(res.dir / METADATA_FILE)} comes from a run with profile settings "
+            f"{res.run_meta['profile_hash']}, profile {res.name!r} is now {res.hash}: rerun "
+            f"python -m pneumolib.run --profile {res.name}"
+        )
     owners = {number for number, _ in RESULT_FILES.values()}
     for name, entry in sorted(((res.run_meta or {}).get("notebooks") or {}).items()):
         if entry.get("status") == "failed" and name[:2] not in owners:  # owners are checked with their file
-            res.problems.append(f"notebook {name} failed in the last run ({entry.get('reason')}): fix it and rerun "
-                                f"({res.run_command(name[:2])}).")
+            res.problems.append(
+                f"notebook {name} failed in the last run ({entry.get('reason')}): fix it and rerun "
+                f"({res.run_command(name[:2])})."
+            )
     data, binary = res.get("data"), res.get("binary")
     three, hier = res.get("three_class"), res.get("hierarchical")
     cal, cams = res.get("calibration"), res.get("gradcam")
@@ -59,16 +57,24 @@ def _context_and_card(profile: Profile) -> tuple[dict, list[dict]]:
         section_augmentation(res, data),
         section_binary(res, binary, data),
         section_three_class(res, three, data),
-        tolerant(lambda r, h: section_hierarchical(r, h, data), res, "06",
-                 "Hierarchical classification: pneumonia first, then its cause", hier),
-        tolerant(section_calibration, res, "07", "Ensembles, calibration and operating points", cal),
-        tolerant(section_gradcam, res, "08", "Grad-CAM: where do the models look?", cams),
-        make_section("09", "Ethics, limitations and the model card", [res.notebook("09")],
-                     [heading("Model card")] + [dict(b, level=b["level"] + 1) if b["kind"] == "heading" else b
-                                            for b in card[1:]]),
+        section_hierarchical(res, hier, data),
+        section_calibration(res, cal),
+        section_gradcam(res, cams),
+        make_section(
+            "09",
+            "Ethics, limitations and the model card",
+            [res.notebook("09")],
+            [heading("Model card")]
+            + [dict(b, level=b["level"] + 1) if b["kind"] == "heading" else b for b in card[1:]],
+        ),
     ]
-    return {"profile": res.name, "profile_hash": res.hash, "cover": cover(res), "sections": sections,
-            "model_card_title": card[0]["text"]}, card
+    return {
+        "profile": res.name,
+        "profile_hash": res.hash,
+        "cover": cover(res),
+        "sections": sections,
+        "model_card_title": card[0]["text"],
+    }, card
 
 
 def report_paths(profile: Profile) -> dict[str, Path]:
@@ -76,8 +82,11 @@ def report_paths(profile: Profile) -> dict[str, Path]:
     name = profile.name
     root = project_root()
     out = root / "report" if name == REFERENCE_PROFILE else root / "report" / name
-    return {"pdf": out / "report.pdf", "model_card": out / "MODEL_CARD.md",
-            "context": root / "build" / "report" / name / "context.json"}
+    return {
+        "pdf": out / "report.pdf",
+        "model_card": out / "MODEL_CARD.md",
+        "context": root / "build" / "report" / name / "context.json",
+    }
 
 
 def _template_dir() -> Path:
@@ -85,8 +94,10 @@ def _template_dir() -> Path:
     for candidate in (project_root() / "report", Path(__file__).resolve().parents[2] / "report"):
         if (candidate / TEMPLATE_NAME).is_file():
             return candidate
-    raise ReportError(f"Typst template report/{TEMPLATE_NAME} not found (looked in {project_root() / 'report'} "
-                      f"and next to the pneumolib package)")
+    raise ReportError(
+        f"Typst template report/{TEMPLATE_NAME} not found (looked in {project_root() / 'report'} "
+        f"and next to the pneumolib package)"
+    )
 
 
 def build_report(profile: Profile, output: Path | None = None) -> Path:
@@ -105,8 +116,11 @@ def build_report(profile: Profile, output: Path | None = None) -> Path:
     write_text(paths["model_card"], blocks_to_markdown(card))
     try:
         data, warnings = typst.compile_with_warnings(
-            str(work / TEMPLATE_NAME), root=str(root), ignore_system_fonts=True,  # embedded fonts: same PDF anywhere
-            sys_inputs={"context": "/" + paths["context"].relative_to(root).as_posix()})
+            str(work / TEMPLATE_NAME),
+            root=str(root),
+            ignore_system_fonts=True,  # embedded fonts: same PDF anywhere
+            sys_inputs={"context": "/" + paths["context"].relative_to(root).as_posix()},
+        )
     except Exception as err:  # typst.TypstError: show the template's message
         raise ReportError(f"Typst could not compile {work / TEMPLATE_NAME}: {err}") from err
     for warning in warnings or []:
@@ -118,10 +132,15 @@ def build_report(profile: Profile, output: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pneumolib.report",
-                                description="Build the PDF report and MODEL_CARD.md from results/<profile>/.")
-    p.add_argument("--profile", default=REFERENCE_PROFILE, choices=sorted(PROFILES),
-                   help=f"run profile (default: {REFERENCE_PROFILE}, the committed reference report)")
+    p = argparse.ArgumentParser(
+        prog="python -m pneumolib.report", description="Build the PDF report and MODEL_CARD.md from results/<profile>/."
+    )
+    p.add_argument(
+        "--profile",
+        default=REFERENCE_PROFILE,
+        choices=sorted(PROFILES),
+        help=f"run profile (default: {REFERENCE_PROFILE}, the committed reference report)",
+    )
     p.add_argument("--output", type=Path, default=None, help="PDF path (default: report/[<profile>/]report.pdf)")
     args = p.parse_args(argv)
     profile = get_profile(args.profile)  # resolved once, here

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import schema
 from ..profiles import Profile, profile_hash, require_profile
@@ -23,7 +24,8 @@ from .blocks import (
 #: results file -> (number of the notebook that writes it, its default name), from the schema. Names
 #: are looked up in notebooks/ first, so a renamed notebook is still named correctly in error messages.
 RESULT_FILES: dict[str, tuple[str, str]] = {
-    name: (spec.writer[:2], spec.writer) for name, spec in schema.FILES.items() if name != "run_metadata"}
+    name: (spec.writer[:2], spec.writer) for name, spec in schema.FILES.items() if name != "run_metadata"
+}
 METADATA_FILE = "run_metadata.json"
 #: the arms each task's results must hold, unless the file records them as skipped with a reason
 EXPECTED_ARMS = {
@@ -121,45 +123,59 @@ class Results:
         meta = data.get("meta") if isinstance(data, dict) else None
         if isinstance(meta, dict) and "profile_hash" in meta:
             if meta.get("profile") not in (None, self.name):
-                self.problems.append(f"{self.rel(path)} holds results of profile {meta.get('profile')!r}, "
-                                     f"not {self.name!r}: rerun notebook {nb} ({self.run_command(number)})")
+                self.problems.append(
+                    f"{self.rel(path)} holds results of profile {meta.get('profile')!r}, "
+                    f"not {self.name!r}: rerun notebook {nb} ({self.run_command(number)})"
+                )
                 return None
             if meta["profile_hash"] != self.hash:
                 self.problems.append(
                     f"{self.rel(path)} is stale: written with profile settings {meta['profile_hash']}, but "
                     f"profile {self.name!r} is now {self.hash} (pneumolib/profiles.py changed). Rerun notebook "
-                    f"{nb} and the notebooks after it (python -m pneumolib.run --profile {self.name} --from {number}).")
+                    f"{nb} and the notebooks after it (python -m pneumolib.run --profile {self.name} --from {number})."
+                )
                 return None
         elif entry and entry.get("status") == "ok" and entry.get("profile_hash") not in (None, self.hash):
             # a file without meta (data.json): the runner's record tells which settings made it
             self.problems.append(
                 f"{self.rel(path)} is stale: notebook {nb} last ran with profile settings "
                 f"{entry['profile_hash']}, profile {self.name!r} is now {self.hash}. "
-                f"Rerun it ({self.run_command(number)}).")
+                f"Rerun it ({self.run_command(number)})."
+            )
             return None
         if entry and entry.get("status") == "failed":
-            self.problems.append(f"notebook {nb} failed in the last run ({entry.get('reason')}): fix it and rerun "
-                                 f"({self.run_command(number)}); {self.rel(path)} may be incomplete.")
+            self.problems.append(
+                f"notebook {nb} failed in the last run ({entry.get('reason')}): fix it and rerun "
+                f"({self.run_command(number)}); {self.rel(path)} may be incomplete."
+            )
             return None
         return data
 
     def _check_arms(self, file, path, data, number, nb):
         """Refuse a task file that lacks an expected arm without recording why it was skipped."""
-        missing = [arm for arm in EXPECTED_ARMS.get(file, ())
-                   if arm not in data["models"] and arm not in data.get("skipped", {})]
+        missing = [
+            arm
+            for arm in EXPECTED_ARMS.get(file, ())
+            if arm not in data["models"] and arm not in data.get("skipped", {})
+        ]
         if missing:
-            self.problems.append(f"{self.rel(path)} lacks {', '.join(missing)} and does not record them as skipped: "
-                                 f"rerun notebooks {nb[:2]}-{'04' if file == 'binary' else nb[:2]} "
-                                 f"(python -m pneumolib.run --profile {self.name} --only "
-                                 f"{'03 04' if file == 'binary' else number}).")
+            self.problems.append(
+                f"{self.rel(path)} lacks {', '.join(missing)} and does not record them as skipped: "
+                f"rerun notebooks {nb[:2]}-{'04' if file == 'binary' else nb[:2]} "
+                f"(python -m pneumolib.run --profile {self.name} --only "
+                f"{'03 04' if file == 'binary' else number})."
+            )
             return None
         return data
 
     def raise_problems(self, what: str = "the report") -> None:
         if not self.problems:
             return
-        text = (f"Cannot build {what} for profile {self.name!r}:\n  - " + "\n  - ".join(self.problems)
-                + f"\n(or run every notebook: python -m pneumolib.run --profile {self.name})")
+        text = (
+            f"Cannot build {what} for profile {self.name!r}:\n  - "
+            + "\n  - ".join(self.problems)
+            + f"\n(or run every notebook: python -m pneumolib.run --profile {self.name})"
+        )
         if self.missing:
             raise MissingResultsError(text)
         raise StaleResultsError(text)
@@ -222,16 +238,25 @@ def cover(res: Results) -> dict:
         detail = entry.get("reason") or ""
         if entry.get("profile_hash") and entry["profile_hash"] != res.hash:
             detail = (detail + "; " if detail else "") + f"other settings ({entry['profile_hash']})"
-        rows.append([name, status, fmt_seconds(entry.get("wall_s")) if status != "skipped" else "",
-                     (entry.get("date") or "")[:10], detail])
+        rows.append(
+            [
+                name,
+                status,
+                fmt_seconds(entry.get("wall_s")) if status != "skipped" else "",
+                (entry.get("date") or "")[:10],
+                detail,
+            ]
+        )
     total = sum(e.get("wall_s") or 0 for e in (meta.get("notebooks") or {}).values())
     prof = res.profile
-    settings = (f"PneumoniaMNIST {prof.mnist_size} px"
-                f"{'' if prof.mnist_subset is None else f' (subset {prof.mnist_subset} per split)'}; "
-                f"Kermany {prof.kermany_size} px"
-                f"{'' if prof.kermany_subset is None else f' (subset {prof.kermany_subset} per split)'}; "
-                f"seeds {', '.join(str(s) for s in prof.seeds)}; "
-                f"weights {prof.weights}")
+    settings = (
+        f"PneumoniaMNIST {prof.mnist_size} px"
+        f"{'' if prof.mnist_subset is None else f' (subset {prof.mnist_subset} per split)'}; "
+        f"Kermany {prof.kermany_size} px"
+        f"{'' if prof.kermany_subset is None else f' (subset {prof.kermany_subset} per split)'}; "
+        f"seeds {', '.join(str(s) for s in prof.seeds)}; "
+        f"weights {prof.weights}"
+    )
     return {
         "title": "PneumoLab: pediatric chest X-ray classification",
         "subtitle": "Normal vs pneumonia, and normal / bacterial / viral pneumonia: a reproducible teaching study",
@@ -246,7 +271,10 @@ def cover(res: Results) -> dict:
             ["Machine", _machine_text(meta.get("machine"))],
             ["Total notebook time", fmt_seconds(total)],
         ],
-        "notebooks": table(["Notebook", "Status", "Wall time", "Date", "Note"], rows,
-                           caption="Notebooks of this run (python -m pneumolib.run), with their wall time.",
-                           size=8),
+        "notebooks": table(
+            ["Notebook", "Status", "Wall time", "Date", "Note"],
+            rows,
+            caption="Notebooks of this run (python -m pneumolib.run), with their wall time.",
+            size=8,
+        ),
     }

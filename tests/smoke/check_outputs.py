@@ -23,8 +23,17 @@ from pneumolib.results import build_dir
 P = get_profile(os.environ.get("PNEUMOLAB_PROFILE", "smoke"))
 KERMANY = kermany_available()
 FILES = [name for name in schema.FILES if KERMANY or name not in ("three_class", "hierarchical")]
-RATES = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "average_precision", "macro_f1",
-         "macro_auroc")
+RATES = (
+    "accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "auroc",
+    "average_precision",
+    "macro_f1",
+    "macro_auroc",
+)
 
 
 @pytest.fixture(autouse=True)

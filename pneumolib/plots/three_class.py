@@ -1,0 +1,102 @@
+"""Three-class and hierarchical plots (notebooks 05-06): distribution shift, error sources, two-stage rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..hierarchical import argmax_normal_cutoff
+
+
+def plot_distribution_shift(
+    groups: Mapping, columns: Sequence[str] | None = None, bins: int = 30, title: str = ""
+) -> Figure:
+    """One panel per statistic, overlaid density histograms of each group.
+
+    ``groups`` maps a label (e.g. ``"normal train"``) to a DataFrame with one row per image (e.g.
+    from :func:`pneumolib.audits.image_statistics`); ``columns`` picks the statistics
+    (default: all columns of the first group). Each group's mean is marked with a dashed line.
+    """
+    if not groups:
+        raise ValueError("plot_distribution_shift needs at least one group")
+    first = next(iter(groups.values()))
+    columns = list(columns or first.columns)
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.0), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        values = [np.asarray(df[col], dtype=float) for df in groups.values()]
+        lo, hi = min(v.min() for v in values), max(v.max() for v in values)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        for i, (label, v) in enumerate(zip(groups, values)):
+            ax.hist(v, bins=edges, density=True, histtype="step", lw=1.6, color=f"C{i}", label=f"{label} (n={len(v)})")
+            ax.axvline(v.mean(), color=f"C{i}", ls="--", lw=1)
+        ax.set(xlabel=col, yticks=[])
+        ax.spines[["top", "right", "left"]].set_visible(False)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_sources(counts: Mapping, parts: Mapping | None = None, title: str = "") -> Figure:
+    """Stacked horizontal bars: one bar per model, one segment per error source, count in each segment.
+
+    ``counts[model]`` is a dict such as :func:`pneumolib.hierarchical.error_breakdown` returns;
+    ``parts`` maps its keys to legend labels (default: missed pneumonia, false pneumonia, wrong subtype).
+    """
+    parts = dict(
+        parts
+        or {
+            "missed_pneumonia": "pneumonia called normal (A)",
+            "false_pneumonia": "normal called pneumonia (A)",
+            "stage_b": "wrong subtype (B)",
+        }
+    )
+    models = list(counts)
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(models) + 1.4))
+    left = np.zeros(len(models))
+    for i, (key, label) in enumerate(parts.items()):
+        values = np.array([float(counts[m][key]) for m in models])
+        bars = ax.barh(models, values, left=left, color=f"C{i}", label=label)
+        ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in values], label_type="center", fontsize=8)
+        left += values
+    ax.invert_yaxis()
+    ax.set_xlabel("test errors")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(parts))
+    if title:
+        ax.set_title(title, pad=28)
+    fig.tight_layout()
+    return fig
+
+
+def plot_two_stage_rules(
+    p_a, p_b, y_true, classes: Sequence[str] = ("normal", "bacteria", "virus"), threshold: float = 0.5, title: str = ""
+) -> Figure:
+    """Test images in the (P(pneumonia), P(virus | pneumonia)) plane, coloured by true class, with the
+    decision boundaries of the sequential rule (``pA = threshold``) and of argmax over the combined
+    probabilities (``pA = 1 / (1 + max(pB, 1 - pB))``); the band between them is where the rules differ.
+    """
+
+    p_a, p_b, y_true = np.asarray(p_a, float), np.asarray(p_b, float), np.asarray(y_true, int)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    for k, name in enumerate(classes):
+        sel = y_true == k
+        ax.scatter(p_a[sel], p_b[sel], s=10, alpha=0.6, color=f"C{k}", label=f"true {name}")
+    grid = np.linspace(0, 1, 201)
+    cut = argmax_normal_cutoff(grid)
+    ax.plot(cut, grid, color="k", lw=1.5, label="argmax: normal to the left")
+    ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"sequential: pA = {threshold:g}")
+    ax.fill_betweenx(
+        grid, np.minimum(cut, threshold), np.maximum(cut, threshold), color="grey", alpha=0.2, label="rules disagree"
+    )
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1), xlabel="Stage A: P(pneumonia)", ylabel="Stage B: P(virus | pneumonia)", title=title
+    )
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
