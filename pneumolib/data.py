@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
+from .profiles import Profile, require_profile
 from .results import CorruptArtefactError, build_dir, file_digest, load_checkpoint, save_checkpoint
 
 DATA_ENV = "PNEUMOLAB_DATA"
@@ -104,18 +105,25 @@ class ImageSet:
         return self.images.unsqueeze(1).float().div_(255)
 
 
-def stratified_subset(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
-    """At most ``n`` images keeping the class proportions (every class keeps at least one)."""
-    if n is None or n >= len(data):
-        return data
+def stratified_indices(labels: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted positions of at most ``n`` of ``labels`` keeping the class proportions (every class keeps one)."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    labels = data.labels.numpy()
     chosen = []
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
         k = max(1, round(n * len(idx) / len(labels)))
         chosen.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
-    return data.subset(np.sort(np.concatenate(chosen)))
+    return np.sort(np.concatenate(chosen))
+
+
+def stratified_subset(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
+    """At most ``n`` images keeping the class proportions (every class keeps at least one)."""
+    if n is None or n >= len(data):
+        return data
+    return data.subset(stratified_indices(data.labels.numpy(), n, seed))
 
 
 # --------------------------------------------------------------------------- data root
@@ -453,7 +461,6 @@ def load_kermany(
     test folder, untouched. ``three_class=True`` uses labels normal / bacteria / virus.
     """
     df = scan_kermany(root)
-    images = cached_images(df["path"].tolist(), size, "kermany")
     official_train = np.flatnonzero(df["split"].to_numpy() == "train")
     tr, va = grouped_split(df.iloc[official_train], val_fraction, seed)
     index = {
@@ -461,11 +468,20 @@ def load_kermany(
         "val": official_train[va],
         "test": np.flatnonzero(df["split"].to_numpy() == "test"),
     }
+    if subset is not None:  # choose the subset on the labels first, then decode only the chosen images
+        index = {split: _stratified_index(df, idx, subset, seed, three_class) for split, idx in index.items()}
+        chosen = np.sort(np.concatenate(list(index.values())))
+        cache_name = f"kermany-subset{subset}-seed{seed}{'-3c' if three_class else ''}"
+        images = cached_images(df["path"].iloc[chosen].tolist(), size, cache_name)
+        row = lambda idx: np.searchsorted(chosen, idx)  # noqa: E731  (position of a df row in `images`)
+    else:
+        images = cached_images(df["path"].tolist(), size, "kermany")
+        row = lambda idx: idx  # noqa: E731
     meta = df.drop(columns=["path"]).assign(path=df["path"])
     out = {}
     for split, idx in index.items():
         data = ImageSet(
-            images[torch.from_numpy(idx)],
+            images[torch.from_numpy(row(idx))],
             torch.tensor(df["label"].to_numpy()[idx]),
             meta.iloc[idx],
             CLASSES_BINARY,
@@ -473,8 +489,13 @@ def load_kermany(
         )
         if three_class:
             data = data.with_labels("label3", CLASSES_3)
-        out[split] = stratified_subset(data, subset, seed)
+        out[split] = data
     return out
+
+
+def _stratified_index(df: pd.DataFrame, idx: np.ndarray, n: int, seed: int, three_class: bool) -> np.ndarray:
+    """The rows of ``df`` that :func:`stratified_subset` keeps of ``idx``, computed from the labels alone."""
+    return idx[stratified_indices(df["label3" if three_class else "label"].to_numpy()[idx], n, seed)]
 
 
 # --------------------------------------------------------------------------- audits
@@ -486,3 +507,50 @@ def full_manifest(root=None) -> pd.DataFrame | None:
     df = pd.read_csv(path)
     parsed = [parse_kermany_filename(f) for f in df["filename"]]
     return df.assign(label3=[p.label3 for p in parsed], patient_id=[p.patient_id for p in parsed])
+
+
+# --------------------------------------------------------------------------- the data of a profile
+KERMANY_FULL_TRAIN = 5216  # images in the official Kermany train folder (Kermany et al. 2018; the full manifest)
+ALLOW_PARTIAL_ENV = "PNEUMOLAB_ALLOW_PARTIAL_DATA"
+
+
+def require_full_kermany(profile: Profile, root: str | os.PathLike | None = None) -> None:
+    """Profiles with ``full_kermany`` (``gpu``: the deck's setting) need the whole official train folder;
+    a partial copy stops with a message, unless ``PNEUMOLAB_ALLOW_PARTIAL_DATA=1`` explicitly allows it
+    (the results then record the share of the train folder used, as every profile's do)."""
+    if not profile.full_kermany or os.environ.get(ALLOW_PARTIAL_ENV) == "1":
+        return
+    found = int((scan_kermany(root)["split"] == "train").sum())
+    if found < KERMANY_FULL_TRAIN:
+        raise DataNotFoundError(
+            f"Profile {profile.name!r} reproduces the deck and needs the full Kermany train folder "
+            f"({KERMANY_FULL_TRAIN:,} images); {kermany_dir(root)}/train holds {found:,} "
+            f"({found / KERMANY_FULL_TRAIN:.0%}). Download the full dataset from {KERMANY_URL}, or set "
+            f"{ALLOW_PARTIAL_ENV}=1 to run on this copy anyway (results then say how much was used)."
+        )
+
+
+def load_binary_splits(profile: Profile, root: str | os.PathLike | None = None) -> dict[str, ImageSet]:
+    """The binary task's data (normal vs pneumonia) for ``profile``: PneumoniaMNIST at ``mnist_size``
+    (``smoke``, ``cpu``) or the Kermany folder at ``kermany_size`` (``gpu``, ``gpu-smoke``)."""
+    prof = require_profile(profile)
+    if prof.binary_data == "kermany":
+        require_kermany("03/04 (binary task on Kermany)", root)
+        require_full_kermany(prof, root)
+        return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset)
+    return load_pneumoniamnist_splits(prof.mnist_size, root, subset=prof.mnist_subset)
+
+
+def load_three_class_splits(profile: Profile, root: str | os.PathLike | None = None) -> dict[str, ImageSet]:
+    """The three-class task's data (normal / bacteria / virus): Kermany at ``kermany_size``."""
+    prof = require_profile(profile)
+    require_full_kermany(prof, root)
+    return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset, three_class=True)
+
+
+def binary_data_label(profile: Profile) -> str:
+    """How tables name the binary task's data, e.g. ``"PneumoniaMNIST 28 px"``."""
+    prof = require_profile(profile)
+    if prof.binary_data == "kermany":
+        return f"Kermany {prof.kermany_size} px (normal vs pneumonia)"
+    return f"PneumoniaMNIST {prof.mnist_size} px"

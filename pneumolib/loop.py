@@ -3,12 +3,20 @@
 Protocol (``TrainConfig`` defaults): Adam lr 1e-4, ``ReduceLROnPlateau`` (factor 0.5, patience 3)
 on the validation loss, batch 32, early stopping with patience 5 on the validation loss, at most
 30 epochs. With ImageNet weights, two-phase transfer: ``head_epochs`` with the backbone frozen,
-then full fine-tuning. Options: ``scheduler="cosine"`` anneals the rate to 0 over a fixed epoch
-budget, and ``monitor="val_auroc"`` keeps (and early-stops on) the best validation AUROC instead
-of the lowest validation loss. A profile sets them per task (``Profile.protocol_by_task``).
+then full fine-tuning; in the head phase the frozen backbone also keeps its BatchNorm statistics
+(its BatchNorm layers run in eval mode), so phase 1 changes nothing but the head. Options:
+``scheduler="cosine"`` anneals the rate to 0 over a fixed epoch budget, and ``monitor="val_auroc"``
+keeps (and early-stops on) the best validation AUROC instead of the lowest validation loss. A profile
+sets them per task (``Profile.protocol_by_task``).
 
 :func:`fit` checkpoints every epoch into a run folder and resumes from its last completed epoch.
 The run cache around it (one folder per task, model, seed and profile) is :mod:`pneumolib.train`.
+
+Devices. :func:`resolve_device` turns a profile's ``device`` into a ``torch.device``. On CUDA the
+model and batches live on the GPU, ``bf16`` means bf16 autocast (AMP, no loss scaling needed), and
+``cudnn.benchmark`` is on. The images are already decoded in memory as one uint8 tensor, so batches
+are gathered by indexing, copied from pinned memory with ``non_blocking=True`` and augmented on the
+GPU: a DataLoader with worker processes would only add copies between processes.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -38,6 +47,30 @@ from .results import (
     set_aside,
 )
 from .transforms import Augment
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A profile asks for CUDA on a machine without a usable GPU."""
+
+
+ALLOW_CPU_ENV = "PNEUMOLAB_ALLOW_CPU"
+
+
+def resolve_device(device: str = "cpu") -> torch.device:
+    """``torch.device`` for a profile's ``device``. ``"cuda"`` without a GPU stops with a message, unless
+    the environment variable ``PNEUMOLAB_ALLOW_CPU=1`` explicitly allows the (much slower) CPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        if os.environ.get(ALLOW_CPU_ENV) == "1":
+            print(f"NOTE: no CUDA GPU; {ALLOW_CPU_ENV}=1, so this runs on the CPU (much slower).", flush=True)
+            return torch.device("cpu")
+        raise DeviceUnavailableError(
+            "This profile trains on a CUDA GPU, and torch sees none "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Run it on a machine with an "
+            f"NVIDIA GPU, use --profile cpu or gpu-smoke here, or set {ALLOW_CPU_ENV}=1 to run it on the CPU anyway."
+        )
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    return torch.device(device)
 
 
 @dataclass(frozen=True)
@@ -81,9 +114,11 @@ def seed_everything(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- losses
-def make_loss(name: str, train_labels: torch.Tensor, num_outputs: int, gamma: float = 2.0):
+def make_loss(
+    name: str, train_labels: torch.Tensor, num_outputs: int, gamma: float = 2.0, device: torch.device | str = "cpu"
+):
     """Loss function ``f(logits, labels)``. Weighted variants use inverse class frequency."""
-    counts = torch.bincount(train_labels, minlength=max(2, num_outputs)).float().clamp(min=1)
+    counts = torch.bincount(train_labels, minlength=max(2, num_outputs)).float().clamp(min=1).to(device)
     if num_outputs == 1:
         pos_weight = counts[0] / counts[1] if name == "weighted_bce" else None
         if name in ("bce", "weighted_bce"):
@@ -110,25 +145,62 @@ def make_loss(name: str, train_labels: torch.Tensor, num_outputs: int, gamma: fl
 
 
 # --------------------------------------------------------------------------- batches
-def iterate_batches(data: ImageSet, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
-    """Yield ``(x, y)`` with ``x`` float ``(B, 1, H, W)`` in [0, 1]; images stay uint8 until here."""
+def iterate_batches(
+    data: ImageSet,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+):
+    """Yield ``(x, y)`` with ``x`` float ``(B, 1, H, W)`` in [0, 1] on ``device``; images stay uint8 until
+    here (on CUDA they cross to the GPU as uint8, from pinned memory, and become float there)."""
     n = len(data)
+    cuda = torch.device(device).type == "cuda"
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield data.images[idx].unsqueeze(1).float().div_(255), data.labels[idx]
+        x, y = data.images[idx], data.labels[idx]
+        if cuda:
+            x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        yield x.unsqueeze(1).float().div_(255), y
+
+
+def _autocast(device: torch.device | str, enabled: bool):
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: ImageSet, batch_size: int = 128, bf16: bool = False) -> np.ndarray:
+def predict_logits(
+    model: nn.Module, data: ImageSet, batch_size: int = 128, bf16: bool = False, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """Logits for every image of ``data``: shape ``(N,)`` for one output, else ``(N, C)``."""
-    model.eval()
+    model.eval().to(device)
     outs = []
-    for x, _ in iterate_batches(data, batch_size):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            outs.append(model(x).float())
+    for x, _ in iterate_batches(data, batch_size, device=device):
+        with _autocast(device, bf16):
+            outs.append(model(x).float().cpu())
     logits = torch.cat(outs).numpy() if outs else np.zeros((0, 1), dtype=np.float32)
     return logits[:, 0] if logits.shape[1] == 1 else logits
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, data: ImageSet, bf16: bool = False, device: torch.device | str = "cpu", n: int = 32):
+    """Median wall time in ms to classify one image at batch size 1 (the deck's "ms/img"), after 3 warm-up
+    images; the first ``n`` test images are timed. Throughput at larger batches is reported separately."""
+    model.eval().to(device)
+    times = []
+    cuda = torch.device(device).type == "cuda"
+    for i, (x, _) in enumerate(iterate_batches(data.subset(np.arange(min(n + 3, len(data)))), 1, device=device)):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with _autocast(device, bf16):
+            model(x)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= 3:
+            times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times)) if times else float("nan")
 
 
 def logits_to_proba(logits: np.ndarray) -> np.ndarray:
@@ -147,19 +219,19 @@ class FitResult:
     resumed: bool = False
 
 
-def _evaluate(model, data, loss_fn, config) -> dict[str, float]:
+def _evaluate(model, data, loss_fn, config, device) -> dict[str, float]:
     """Mean loss, accuracy and AUROC (macro one-vs-rest for several classes) on ``data``, no augmentation."""
 
     model.eval()
     total, outs = 0.0, []
     with torch.no_grad():
-        for x, y in iterate_batches(data, 256):
+        for x, y in iterate_batches(data, 256, device=device):
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with _autocast(device, config.bf16):
                 logits = model(x).float()
             total += loss_fn(logits, y).item() * len(y)
-            outs.append(logits)
+            outs.append(logits.cpu())
     n = len(data)
     if n == 0:
         return dict(loss=float("nan"), accuracy=float("nan"), auroc=float("nan"))
@@ -210,14 +282,19 @@ def fit(
     config: TrainConfig,
     run_dir: Path | None = None,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> FitResult:
-    """Train ``model``, choosing the checkpoint on ``val_set``; resumes from ``run_dir/last.pt`` if present.
+    """Train ``model`` on ``device``, choosing the checkpoint on ``val_set``; resumes from ``run_dir/last.pt``.
 
     After each epoch the full training state is checkpointed (atomically) to ``run_dir/last.pt``
     and the best weights so far to ``run_dir/best.pt``; on return ``model`` holds the best weights.
+    With ``config.head_epochs > 0`` the first epochs train the head only (phase 1: the backbone's
+    weights and BatchNorm statistics do not change), then every layer (phase 2); ``history.phase``
+    says which.
     """
-    loss_fn = make_loss(config.loss, train.labels, model.num_outputs, config.focal_gamma)
+    loss_fn = make_loss(config.loss, train.labels, model.num_outputs, config.focal_gamma, device)
     generator = torch.Generator().manual_seed(config.seed)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -239,7 +316,7 @@ def fit(
     if resume is not None:
         state, best_state = resume
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # its state follows the parameters' device
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
@@ -264,12 +341,14 @@ def fit(
         frozen = epoch < config.head_epochs
         model.set_backbone_trainable(not frozen)
         model.train()
+        if frozen:  # phase 1: a frozen backbone keeps its BatchNorm running statistics too
+            model.freeze_batchnorm_statistics()
         total, n = 0.0, 0
-        for x, y in iterate_batches(train, config.batch_size, shuffle=True, generator=generator):
+        for x, y in iterate_batches(train, config.batch_size, shuffle=True, generator=generator, device=device):
             x = config.augment(x, generator)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with _autocast(device, config.bf16):
                 logits = model(x).float()
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -277,7 +356,7 @@ def fit(
             optimizer.step()
             total += loss.item() * len(y)
             n += len(y)
-        val = _evaluate(model, val_set, loss_fn, config)
+        val = _evaluate(model, val_set, loss_fn, config, device)
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         if not frozen:
             scheduler.step() if config.scheduler == "cosine" else scheduler.step(val["loss"])
@@ -299,7 +378,7 @@ def fit(
             best = {
                 "score": score,
                 "epoch": epoch + 1,
-                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
             }
             if run_dir:
                 save_checkpoint(run_dir / "best.pt", best["state"])

@@ -12,7 +12,12 @@ up to 32 px, also drop its max-pool (the standard CIFAR stem): at 28 px ``layer4
 and at 64 px (Kermany on the ``cpu`` profile, max-pool kept) also 4x4 at a quarter of the cost.
 DenseNet121 keeps its ImageNet stem and its input is upsampled to 64 px
 (``densenet_input``): its last dense block is then 2x2. ImageNet weights always use the
-standard stem at the data's resolution (224 px on the ``gpu`` profile).
+standard stem at the data's resolution (224 px on the ``gpu`` profile): a ResNet18 whose stem had
+been replaced would be only partly pretrained, so ImageNet ResNet18 is not offered below 112 px.
+
+ImageNet weights come only through torchvision's weights API and the torch hub cache
+(``$TORCH_HOME/hub/checkpoints``); a missing or damaged file gets a message naming it and saying
+how to fetch it again.
 """
 
 from __future__ import annotations
@@ -31,11 +36,37 @@ DISPLAY_NAMES = {"simple_cnn": "Custom CNN", "resnet18": "ResNet18", "densenet12
 
 def display_name(model_name: str, weights: str) -> str:
     """Name of a model in tables and figures, e.g. ``"ResNet18 (scratch)"``."""
-    return f"{DISPLAY_NAMES.get(model_name, model_name)} ({weights})"
+    return f"{DISPLAY_NAMES.get(model_name, model_name)} ({weights_label(weights)})"
+
+
+def weights_label(weights: str) -> str:
+    """How results name a model's starting point: ``"none"`` -> ``"scratch"``, ``"imagenet"`` stays."""
+    return "scratch" if weights == "none" else weights
+
+
+def model_note(model_name: str, weights: str, image_size: int, densenet_input: int = 64) -> str:
+    """What a results table should say about how ``model_name`` was adapted to ``image_size`` px input."""
+    notes = []
+    if weights == "imagenet":
+        notes.append("ImageNet weights, two-phase fine-tuning")
+    if model_name == "resnet18" and image_size < 112:
+        notes.append("CIFAR stem at low resolution")
+    if model_name == "densenet121" and image_size < densenet_input:
+        notes.append(f"input upsampled to {densenet_input} px")
+    return "; ".join(notes)
 
 
 class WeightsUnavailableError(RuntimeError):
     """ImageNet weights were requested but are not in the torch hub cache and cannot be downloaded."""
+
+
+class PretrainingNotOfferedError(ValueError):
+    """ImageNet weights were requested for a model or input size where the network would be only partly
+    pretrained (ResNet18 below 112 px, whose stem is then replaced)."""
+
+
+class WeightsCorruptError(WeightsUnavailableError):
+    """The weights file in the torch hub cache cannot be read (truncated, damaged, or not a state dict)."""
 
 
 class SimpleCNN(nn.Module):
@@ -106,15 +137,47 @@ class Classifier(nn.Module):
         for p in self.head.parameters():
             p.requires_grad = True
 
+    def freeze_batchnorm_statistics(self) -> None:
+        """Put the backbone's BatchNorm layers outside the head in eval mode, so that a training pass
+        does not update their running statistics (phase 1 of two-phase transfer; call after ``train()``)."""
+        head = set(map(id, self.head.modules()))
+        for m in self.backbone.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head:
+                m.eval()
+
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def imagenet_weights_file(name: str) -> str:
+    """Where torchvision's weights API looks for ``name``'s ImageNet weights (the torch hub cache)."""
+    enum = IMAGENET_WEIGHTS[name]
+    return os.path.join(torch.hub.get_dir(), "checkpoints", enum.url.rsplit("/", 1)[-1])
+
+
+IMAGENET_WEIGHTS = {
+    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+    "densenet121": tvm.DenseNet121_Weights.IMAGENET1K_V1,
+}
+#: beside stand-in weights files (scripts/make_standin_weights.py): random init under torchvision's names
+STANDIN_MARKER = "STAND-IN-WEIGHTS.txt"
+
+
+def weights_source(weights: str) -> str:
+    """Where a model's starting weights came from: ``"random init"``, ``"ImageNet (torchvision)"``, or
+    ``"stand-in (random init, not ImageNet)"`` when the hub cache holds stand-in files (offline tests, CI)."""
+    if weights != "imagenet":
+        return "random init"
+    if os.path.exists(os.path.join(torch.hub.get_dir(), "checkpoints", STANDIN_MARKER)):
+        return "stand-in (random init, not ImageNet)"
+    return "ImageNet (torchvision)"
+
+
 def _imagenet_weights(name: str):
     """torchvision ImageNet weights enum, loaded through the torch hub cache only."""
 
-    enum = {"resnet18": tvm.ResNet18_Weights, "densenet121": tvm.DenseNet121_Weights}[name].IMAGENET1K_V1
+    enum = IMAGENET_WEIGHTS[name]
     cache = torch.hub.get_dir()
     filename = enum.url.rsplit("/", 1)[-1]
     if not os.path.exists(os.path.join(cache, "checkpoints", filename)):
@@ -129,6 +192,23 @@ def _imagenet_weights(name: str):
                 "weights='none' to train from scratch (results are then labelled 'scratch')."
             ) from err
     return enum
+
+
+def _with_weights(builder, name: str, enum):
+    """``builder(weights=enum)``; an unreadable cached weights file becomes a :class:`WeightsCorruptError`
+    that names the file and how to fetch it again."""
+    try:
+        return builder(weights=enum)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        if enum is None:
+            raise
+        path = imagenet_weights_file(name)
+        raise WeightsCorruptError(
+            f"The ImageNet weights file for {name}, {path}, cannot be used ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). It is damaged, truncated or not {name}'s weights: delete it and "
+            f'fetch it again on a machine with internet (`python -c "import torchvision; '
+            f"torchvision.models.{name}(weights='IMAGENET1K_V1')\"`), then copy it to {path}."
+        ) from err
 
 
 def build_model(
@@ -148,10 +228,16 @@ def build_model(
             raise ValueError("simple_cnn has no ImageNet weights; use weights='none'")
         net = SimpleCNN(num_outputs)
         return Classifier(name, net, InputAdapter(1), "scratch", num_outputs, f"features.{len(net.features) - 2}", "fc")
-    enum = _imagenet_weights(name) if weights == "imagenet" else None
     low_res = image_size < 112
+    if name == "resnet18" and weights == "imagenet" and low_res:
+        raise PretrainingNotOfferedError(
+            f"ImageNet ResNet18 is not offered at {image_size} px: below 112 px its 7x7 stem is replaced by a "
+            "randomly initialised 3x3 one, so the network would be only partly pretrained. Train it from "
+            "scratch (weights='none') or use images of at least 112 px (e.g. Kermany at 224 px, profile gpu)."
+        )
+    enum = _imagenet_weights(name) if weights == "imagenet" else None
     if name == "resnet18":
-        net = tvm.resnet18(weights=enum)
+        net = _with_weights(tvm.resnet18, name, enum)
         if low_res:  # 3x3 stride-1 stem; up to 32 px also without the max-pool (CIFAR style)
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
             if image_size <= 32:
@@ -159,7 +245,7 @@ def build_model(
         net.fc = nn.Linear(net.fc.in_features, num_outputs)
         return Classifier(name, net, InputAdapter(3), "imagenet" if enum else "scratch", num_outputs, "layer4", "fc")
     if name == "densenet121":
-        net = tvm.densenet121(weights=enum)
+        net = _with_weights(tvm.densenet121, name, enum)
         net.classifier = nn.Linear(net.classifier.in_features, num_outputs)
         adapter = InputAdapter(3, size=densenet_input if low_res and image_size < densenet_input else None)
         return Classifier(name, net, adapter, "imagenet" if enum else "scratch", num_outputs, "features", "classifier")

@@ -16,6 +16,7 @@ from a partial file.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import time
@@ -24,16 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .data import ImageSet
-from .loop import TrainConfig, fit, logits_to_proba, predict_logits, seed_everything
-from .models import Classifier, build_model
-from .profiles import Profile, profile_hash, require_profile
+from .data import ImageSet, load_binary_splits, load_three_class_splits
+from .loop import TrainConfig, fit, latency_ms, logits_to_proba, predict_logits, resolve_device, seed_everything
+from .models import MODEL_NAMES, Classifier, build_model, weights_source
+from .profiles import PROFILES, Profile, get_profile, profile_hash, require_profile
 from .results import (
     CorruptArtefactError,
     build_dir,
     file_record,
     load_checkpoint,
+    locked,
     read_csv,
     read_json_object,
     set_aside,
@@ -72,11 +75,12 @@ class Run:
         return df["y_true"].to_numpy(), squeeze(df[logit_cols].to_numpy()), squeeze(df[prob_cols].to_numpy())
 
 
-def _predictions_frame(model, splits: dict[str, ImageSet], bf16: bool) -> tuple[pd.DataFrame, float]:
+def _predictions_frame(model, splits: dict[str, ImageSet], bf16: bool, device) -> tuple[pd.DataFrame, float]:
+    """Predictions on val and test, and the test throughput in ms per image at batch 32."""
     frames, ms_per_img = [], float("nan")
     for split in ("val", "test"):
         t0 = time.perf_counter()
-        logits = predict_logits(model, splits[split], batch_size=32, bf16=bf16)
+        logits = predict_logits(model, splits[split], batch_size=32, bf16=bf16, device=device)
         if split == "test":
             ms_per_img = 1000 * (time.perf_counter() - t0) / max(len(splits[split]), 1)
         probs = logits_to_proba(logits)
@@ -173,10 +177,14 @@ def train_or_load(
     finished run, then return it with predictions on val and test.
 
     The run folder is ``build/runs/<profile>/<task>/<model>-<weights>-seed<seed>``. A finished run is
-    reused only if its training config and data fingerprint match; otherwise it is retrained.
+    reused only if its training config and data fingerprint match; otherwise it is retrained. The run
+    folder is locked while a process trains or loads it, so that several processes (one per GPU, a job
+    array) can fill one cache. ``weights`` defaults to what the profile gives the model
+    (:meth:`~pneumolib.profiles.Profile.weights_for`). The returned model is on the CPU.
     """
     prof = require_profile(profile)
-    weights = weights or prof.weights
+    weights = weights or prof.weights_for(model_name)
+    device = resolve_device(prof.device)
     num_outputs = 1 if len(splits["train"].classes) == 2 else len(splits["train"].classes)
     config = dataclasses.replace(
         config or config_for(prof, model_name, num_classes=len(splits["train"].classes), task=task), seed=seed
@@ -191,50 +199,57 @@ def train_or_load(
     seed_everything(seed)
     model = build_model(model_name, num_outputs, weights, image_size)  # raises first if weights are missing
     run_dir = build_dir("runs", prof.name, task, f"{model_name}-{weights}-seed{seed}")
-    done_path = run_dir / "done.json"
-    if weights == "imagenet" and model_name != "simple_cnn" and config.head_epochs == 0:
-        config = dataclasses.replace(config, head_epochs=prof.head_epochs)
-    finished = done_path.exists()
-    if finished and not retrain:
-        loaded = _load_finished(run_dir, model, splits, config.key(), fingerprint)
-        if loaded is not None:
-            return Run(task, model_name, seed, prof.name, model, *loaded, loaded=True)
-        seed_everything(seed)  # the failed load may have changed the weights: start as a fresh run does
-        model = build_model(model_name, num_outputs, weights, image_size)
-    if retrain or finished:
-        for f in ("last.pt", "best.pt", "done.json"):
-            (run_dir / f).unlink(missing_ok=True)
-    result = fit(model, splits["train"], splits["val"], config, run_dir, progress)
-    preds, ms = _predictions_frame(result.model, splits, config.bf16)
-    info = dict(
-        task=task,
-        model=model_name,
-        seed=seed,
-        profile=prof.name,
-        profile_hash=profile_hash(prof),
-        weights=model.weights,
-        image_size=image_size,
-        config=dataclasses.asdict(config),
-        config_key=config.key(),
-        data=fingerprint,
-        best_epoch=result.best_epoch,
-        epochs_run=len(result.history),
-        train_time_s=result.train_time_s,
-        ms_per_img=ms,
-        train_images=len(splits["train"]),
-        img_per_s_train=len(splits["train"]) * len(result.history) / max(result.train_time_s, 1e-9),
-        parameters=sum(p.numel() for p in model.parameters()),
-    )
-    write_text(run_dir / "history.csv", result.history.to_csv(index=False))
-    write_text(run_dir / "predictions.csv", preds.to_csv(index=False))
-    info["files"] = {
-        "predictions.csv": file_record(run_dir / "predictions.csv", len(preds)),
-        "history.csv": file_record(run_dir / "history.csv", len(result.history)),
-        **({"best.pt": file_record(run_dir / "best.pt")} if (run_dir / "best.pt").exists() else {}),
-    }
-    write_json(done_path, info)  # written last: its presence means the run is complete
-    (run_dir / "last.pt").unlink(missing_ok=True)
-    return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
+    with locked(run_dir / "done.json"):  # one process per run folder; others wait, then load it
+        done_path = run_dir / "done.json"
+        if weights == "imagenet" and model_name != "simple_cnn" and config.head_epochs == 0:
+            config = dataclasses.replace(config, head_epochs=prof.head_epochs)
+        finished = done_path.exists()
+        if finished and not retrain:
+            loaded = _load_finished(run_dir, model, splits, config.key(), fingerprint)
+            if loaded is not None:
+                return Run(task, model_name, seed, prof.name, model, *loaded, loaded=True)
+            seed_everything(seed)  # the failed load may have changed the weights: start as a fresh run does
+            model = build_model(model_name, num_outputs, weights, image_size)
+        if retrain or finished:
+            for f in ("last.pt", "best.pt", "done.json"):
+                (run_dir / f).unlink(missing_ok=True)
+        result = fit(model, splits["train"], splits["val"], config, run_dir, progress, device=device)
+        preds, ms = _predictions_frame(result.model, splits, config.bf16, device)
+        latency = latency_ms(result.model, splits["test"], config.bf16, device)
+        result.model.to("cpu")
+        info = dict(
+            task=task,
+            model=model_name,
+            seed=seed,
+            profile=prof.name,
+            profile_hash=profile_hash(prof),
+            weights=model.weights,
+            weights_source=weights_source(weights),
+            image_size=image_size,
+            config=dataclasses.asdict(config),
+            config_key=config.key(),
+            data=fingerprint,
+            best_epoch=result.best_epoch,
+            epochs_run=len(result.history),
+            train_time_s=result.train_time_s,
+            ms_per_img=ms,
+            latency_ms_b1=latency,
+            device=str(device),
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            train_images=len(splits["train"]),
+            img_per_s_train=len(splits["train"]) * len(result.history) / max(result.train_time_s, 1e-9),
+            parameters=sum(p.numel() for p in model.parameters()),
+        )
+        write_text(run_dir / "history.csv", result.history.to_csv(index=False))
+        write_text(run_dir / "predictions.csv", preds.to_csv(index=False))
+        info["files"] = {
+            "predictions.csv": file_record(run_dir / "predictions.csv", len(preds)),
+            "history.csv": file_record(run_dir / "history.csv", len(result.history)),
+            **({"best.pt": file_record(run_dir / "best.pt")} if (run_dir / "best.pt").exists() else {}),
+        }
+        write_json(done_path, info)  # written last: its presence means the run is complete
+        (run_dir / "last.pt").unlink(missing_ok=True)
+        return Run(task, model_name, seed, prof.name, result.model, result.history, preds, info, loaded=False)
 
 
 def config_for(
@@ -282,5 +297,39 @@ def train_seeds(
         run = train_or_load(task, model_name, splits, prof, seed, progress=progress, **kwargs)
         how = "loaded finished run" if run.loaded else f"trained {run.info['epochs_run']} epochs"
         print(f"{run.label}: {how} (best epoch {run.info['best_epoch']}, {run.info['train_time_s']:.0f} s of training)")
+        if run.info.get("weights_source", "").startswith("stand-in"):
+            print("  WARNING: started from STAND-IN weights (random init, not ImageNet): its numbers mean nothing")
         runs.append(run)
     return runs
+
+
+# --------------------------------------------------------------------------- one run per command
+CLI_TASKS = ("binary", "three_class")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pneumolib.train --task binary --model resnet18 --seed 0 --profile gpu``: train (or load)
+    one run into the shared run cache, so that a scheduler can spread the grid over GPUs or machines;
+    the notebooks then load the finished runs."""
+    parser = argparse.ArgumentParser(prog="python -m pneumolib.train", description=main.__doc__)
+    parser.add_argument("--task", required=True, choices=CLI_TASKS)
+    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
+    parser.add_argument("--seed", type=int, action="append", help="repeatable; default: every seed of the profile")
+    parser.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    parser.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
+    args = parser.parse_args(argv)
+    prof = get_profile(args.profile)
+    unknown = sorted(set(args.seed or ()) - set(prof.seeds))
+    if unknown:
+        parser.error(f"seed(s) {unknown} are not seeds of profile {prof.name!r} {list(prof.seeds)}: the notebooks "
+                     "would never load them")  # fmt: skip
+    splits = load_binary_splits(prof) if args.task == "binary" else load_three_class_splits(prof)
+    for seed in args.seed or prof.seeds:
+        run = train_or_load(args.task, args.model, splits, prof, seed, retrain=args.retrain)
+        how = "loaded (already finished)" if run.loaded else f"trained {run.info['epochs_run']} epochs"
+        print(f"{prof.name} {args.task} {run.label}: {how}, best epoch {run.info['best_epoch']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -39,11 +39,11 @@ class Augment:
         """Augment a float batch ``(N, C, H, W)`` in [0, 1]; returns a new tensor."""
         n = x.shape[0]
 
-        def uniform(scale: float) -> torch.Tensor:
-            return (torch.rand(n, generator=generator) * 2 - 1) * scale
+        def uniform(scale: float) -> torch.Tensor:  # drawn on the CPU (the generator's device), same on CUDA
+            return (torch.rand(n, generator=generator) * 2 - 1).to(x.device) * scale
 
         angle = uniform(math.radians(self.rotation))
-        flip = torch.where(torch.rand(n, generator=generator) < self.hflip, -1.0, 1.0)
+        flip = torch.where(torch.rand(n, generator=generator) < self.hflip, -1.0, 1.0).to(x.device)
         tx, ty = uniform(2 * self.translate), uniform(2 * self.translate)  # grid units span 2
         cos, sin = torch.cos(angle), torch.sin(angle)
         theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1).to(

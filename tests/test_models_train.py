@@ -62,7 +62,7 @@ def test_imagenet_weights_absent_offline_gives_instructions(tmp_path, monkeypatc
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
     with pytest.raises(M.WeightsUnavailableError) as err:
-        M.build_model("resnet18", weights="imagenet")
+        M.build_model("resnet18", weights="imagenet", image_size=224)
     msg = str(err.value)
     assert "resnet18" in msg and "checkpoints" in msg and "weights='none'" in msg
 
@@ -153,11 +153,11 @@ def test_interrupted_run_resumes_from_last_epoch(isolated_root, monkeypatch):
 
     real, calls = T.iterate_batches, {"n": 0}
 
-    def crash_in_third_epoch(data, batch_size, shuffle=False, generator=None):
+    def crash_in_third_epoch(data, batch_size, shuffle=False, generator=None, **kwargs):
         calls["n"] += shuffle
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(data, batch_size, shuffle, generator)
+        return real(data, batch_size, shuffle, generator, **kwargs)
 
     run_dir = isolated_root / "b"
     torch.manual_seed(0)

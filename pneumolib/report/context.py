@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
+from ..models import MODEL_NAMES, weights_label
 from ..profiles import Profile, profile_hash, require_profile
 from ..results import project_root, read_json, results_dir
 from .blocks import (
@@ -27,11 +28,18 @@ RESULT_FILES: dict[str, tuple[str, str]] = {
     name: (spec.writer[:2], spec.writer) for name, spec in schema.FILES.items() if name != "run_metadata"
 }
 METADATA_FILE = "run_metadata.json"
-#: the arms each task's results must hold, unless the file records them as skipped with a reason
-EXPECTED_ARMS = {
-    "binary": ("simple_cnn-scratch", "resnet18-scratch", "resnet18-imagenet", "densenet121-scratch"),
-    "three_class": ("simple_cnn-scratch", "resnet18-scratch", "densenet121-scratch"),
-}
+
+
+def expected_arms(profile: Profile, file: str) -> tuple[str, ...]:
+    """The arms a task's results must hold, unless the file records them as skipped with a reason: every
+    model with the profile's weights for it, plus, for the binary task, ResNet18 from the other starting
+    point (notebook 04's pretrained vs scratch comparison)."""
+    if file not in ("binary", "three_class"):
+        return ()
+    arms = [f"{m}-{weights_label(profile.weights_for(m))}" for m in MODEL_NAMES]
+    if file == "binary":
+        arms += ["resnet18-" + ("scratch" if profile.weights_for("resnet18") == "imagenet" else "imagenet")]
+    return tuple(arms)
 
 
 # --------------------------------------------------------------------------- loading
@@ -155,7 +163,7 @@ class Results:
         """Refuse a task file that lacks an expected arm without recording why it was skipped."""
         missing = [
             arm
-            for arm in EXPECTED_ARMS.get(file, ())
+            for arm in expected_arms(self.profile, file)
             if arm not in data["models"] and arm not in data.get("skipped", {})
         ]
         if missing:
