@@ -15,9 +15,9 @@ STRIP_KEYS := metadata.language_info metadata.papermill metadata.widgets \
               cell.metadata.collapsed cell.metadata.scrolled
 
 .DEFAULT_GOAL := all
-.PHONY: all setup run test lint format report benchmark strip clean help
+.PHONY: all setup run test test-gpu-smoke gpu-check lint format report benchmark strip clean help
 
-all: setup run ## set up the environment, then run every notebook (PROFILE=smoke|cpu|gpu)
+all: setup run ## set up the environment, then run every notebook (PROFILE=smoke|cpu|gpu|gpu-smoke)
 
 setup: $(STAMP) ## create the venv (VENV=.venv), pip install -e ".[dev]", register its Jupyter kernel
 
@@ -39,6 +39,18 @@ test: setup ## lint, unit tests, every notebook once (smoke), checks on what the
 	$(BIN)/python -m pneumolib.run --profile smoke
 	$(BIN)/pytest tests/smoke/check_outputs.py
 	$(BIN)/python -m pneumolib.report --profile smoke
+	$(MAKE) --no-print-directory test-gpu-smoke
+
+test-gpu-smoke: setup ## every notebook on gpu-smoke (the gpu code path, tiny, CPU) with stand-in weights in a temporary TORCH_HOME
+	@# stand-in weights: random init under torchvision's file names, never committed, never results
+	export TORCH_HOME="$$(mktemp -d)" && \
+	$(BIN)/python scripts/make_standin_weights.py && \
+	$(BIN)/python -m pneumolib.run --profile gpu-smoke && \
+	PNEUMOLAB_PROFILE=gpu-smoke $(BIN)/pytest tests/smoke/check_outputs.py; \
+	status=$$?; rm -rf "$$TORCH_HOME"; exit $$status
+
+gpu-check: setup ## on a machine with a CUDA GPU: measure the gpu profile's path (benchmarks/GPU.md)
+	$(BIN)/python scripts/gpu_check.py $(ARGS)
 
 lint: setup ## ruff: lint and format check (`make format` rewrites)
 	$(BIN)/ruff check .
@@ -68,5 +80,5 @@ clean: ## delete build/ (executed notebooks, caches, checkpoints); never data/ o
 	rm -rf build .pytest_cache
 
 help: ## list the targets
-	@echo "make [target] [PROFILE=smoke|cpu|gpu] [PYTHON=python3] [VENV=.venv]"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  \1\t/' | expand -t 14
+	@echo "make [target] [PROFILE=smoke|cpu|gpu|gpu-smoke] [PYTHON=python3] [VENV=.venv]"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18

@@ -37,6 +37,7 @@ def binary_run_record(run, threshold_rule: str = "max_f1") -> dict:
         train_time_s=run.info["train_time_s"],
         img_per_s_train=run.info["img_per_s_train"],
         ms_per_img=run.info["ms_per_img"],
+        **_speed_and_source(run),
         val_threshold=t_val,
         threshold_rule=threshold_rule,
         at_05=binary_metrics(y_test, p_test, 0.5),
@@ -52,8 +53,23 @@ def multiclass_run_record(run, classes) -> dict:
         epochs_run=run.info["epochs_run"],
         train_time_s=run.info["train_time_s"],
         ms_per_img=run.info["ms_per_img"],
+        **_speed_and_source(run),
         test=multiclass_metrics(y_test, p_test, classes),
     )
+
+
+def _speed_and_source(run) -> dict:
+    """Per-image latency at batch 1 and where the starting weights came from, for runs that recorded them
+    (runs trained before these fields existed have neither)."""
+    return {k: run.info[k] for k in ("latency_ms_b1", "weights_source", "device") if k in run.info}
+
+
+def _speed_summary(records: list[dict]) -> dict:
+    """``ms_per_img`` (throughput at batch 32) and, when every run has it, ``latency_ms_b1`` (batch 1)."""
+    out = {"ms_per_img": summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"]}
+    if all("latency_ms_b1" in r for r in records):
+        out["latency_ms_b1"] = summarize_runs([{"ms": r["latency_ms_b1"]} for r in records])["ms"]
+    return out
 
 
 def seed_averaged_auroc_ci(runs, n_boot: int = 1000, seed: int = 0) -> list[float]:
@@ -86,7 +102,7 @@ def binary_model_entry(runs, note: str = "") -> dict:
         summary=dict(
             at_05=summarize_runs([r["at_05"] for r in records], BINARY_KEYS),
             at_val_threshold=summarize_runs([r["at_val_threshold"] for r in records], BINARY_KEYS),
-            ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
+            **_speed_summary(records),
             train_time_s=float(sum(r["train_time_s"] for r in records)),
         ),
         auroc_ci95=seed_averaged_auroc_ci(runs),
@@ -111,7 +127,7 @@ def multiclass_model_entry(runs, classes) -> dict:
         summary=dict(
             test=summarize_runs([r["test"] for r in records], MULTI_KEYS),
             per_class=per_class,
-            ms_per_img=summarize_runs([{"ms": r["ms_per_img"]} for r in records])["ms"],
+            **_speed_summary(records),
             train_time_s=float(sum(r["train_time_s"] for r in records)),
         ),
     )
@@ -130,7 +146,10 @@ def results_table(results: dict, threshold: str = "at_05", keys=BINARY_KEYS, dig
         summ = entry["summary"][threshold] if threshold in entry["summary"] else entry["summary"]["test"]
         row = {k: format_mean_std(summ[k]["mean"], summ[k]["std"], digits) for k in keys if k in summ}
         ms = entry["summary"]["ms_per_img"]
-        row["ms/img"] = format_mean_std(ms["mean"], ms["std"], 2)
+        row["ms/img (batch 32)"] = format_mean_std(ms["mean"], ms["std"], 2)
+        if "latency_ms_b1" in entry["summary"]:
+            lat = entry["summary"]["latency_ms_b1"]
+            row["latency ms (batch 1)"] = format_mean_std(lat["mean"], lat["std"], 2)
         row["seeds"] = len(entry["runs"])
         rows[entry["display_name"]] = row
     return pd.DataFrame(rows).T

@@ -110,7 +110,10 @@ class BinaryRun(TypedDict):
     epochs_run: int
     train_time_s: float
     img_per_s_train: NotRequired[Number]
-    ms_per_img: Number
+    ms_per_img: Number  # throughput: ms per image at batch 32
+    latency_ms_b1: NotRequired[Number]  # per-image latency at batch 1 (the deck's "ms/img")
+    weights_source: NotRequired[str]  # "random init", "ImageNet (torchvision)" or "stand-in (...)"
+    device: NotRequired[str]
     val_threshold: float
     threshold_rule: str
     at_05: BinaryMetrics
@@ -121,6 +124,7 @@ class BinarySummary(TypedDict):
     at_05: dict[str, Stat]
     at_val_threshold: dict[str, Stat]
     ms_per_img: Stat
+    latency_ms_b1: NotRequired[Stat]
     train_time_s: float
 
 
@@ -152,6 +156,9 @@ class MulticlassRun(TypedDict):
     epochs_run: int
     train_time_s: float
     ms_per_img: Number
+    latency_ms_b1: NotRequired[Number]
+    weights_source: NotRequired[str]
+    device: NotRequired[str]
     test: MulticlassMetrics
 
 
@@ -159,6 +166,7 @@ class MulticlassSummary(TypedDict):
     test: dict[str, Stat]
     per_class: dict[str, dict[str, Stat]]
     ms_per_img: Stat
+    latency_ms_b1: NotRequired[Stat]
     train_time_s: float
 
 

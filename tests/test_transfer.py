@@ -281,3 +281,34 @@ def test_two_processes_fill_one_run_cache_at_once(isolated_root):
         assert info["weights_source"] == "random init" and np.isfinite(info["latency_ms_b1"])
     bad = subprocess.run([*cmd, "--model", "resnet18", "--seed", "7"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "not seeds of profile 'smoke'" in bad.stderr
+
+
+# --------------------------------------------------------------------------- the GPU check script
+def _gpu_check(args, env):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), *args], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_check_without_cuda_says_so(isolated_root, kermany_root, tmp_path):
+    env = {**os.environ, "PNEUMOLAB_ROOT": str(isolated_root), "PNEUMOLAB_DATA": str(kermany_root)}
+    env.pop("PNEUMOLAB_ALLOW_CPU", None)
+    done = _gpu_check(["--out", str(tmp_path / "GPU.md")], env)
+    assert done.returncode == 2 and "CUDA GPU" in done.stderr and not (tmp_path / "GPU.md").exists()
+
+
+def test_gpu_check_with_stand_in_weights_reports_speed_only(isolated_root, kermany_root, tmp_path):
+    env = {**os.environ, "PNEUMOLAB_ROOT": str(isolated_root), "PNEUMOLAB_DATA": str(kermany_root)}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    out = tmp_path / "GPU.md"
+    args = ["--allow-cpu", "--stand-in-weights", "--subset", "6", "--models", "simple_cnn", "resnet18", "--out"]
+    done = _gpu_check([*args, str(out)], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = out.read_text()
+    assert "Stand-in weights" in text and "Not a GPU measurement" in text and "AUROC" not in text
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert [r["model"] for r in report["models"]] == ["simple_cnn", "resnet18"]
+    assert report["models"][1]["weights_source"].startswith("stand-in") and report["models"][1]["auroc"] is None
+    assert report["models"][1]["head_epochs"] == 1 and report["models"][0]["head_epochs"] == 0
+    assert report["projection"]["30_epochs_h"] > report["projection"]["15_epochs_h"] > 0

@@ -78,7 +78,7 @@ def _binary_tables(binary: dict, res: Results, data: dict | None) -> list[dict]:
                 "AUROC 95% CI",
                 "Avg. precision",
                 "Val. threshold",
-                "ms / image",
+                "ms / image (batch 32)",
                 "Training (all seeds)",
             ],
             rows,
@@ -225,7 +225,7 @@ def section_three_class(res: Results, three: dict | Skipped, data: dict | None) 
             class_rows.append([ens_name, cls] + [fmt_num(stats.get(m)) for m in ("precision", "recall", "f1")])
     blocks.append(
         table(
-            ["Model", "Pretraining", "Input"] + list(MULTI_METRICS.values()) + ["ms / image", "Seeds"],
+            ["Model", "Pretraining", "Input"] + list(MULTI_METRICS.values()) + ["ms / image (batch 32)", "Seeds"],
             summary_rows,
             caption="Three-class test metrics (mean ± std over seeds; the ensemble "
             "averages the probabilities of every run).",

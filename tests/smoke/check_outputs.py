@@ -6,7 +6,8 @@ explicitly, once the runner has executed every notebook, so each notebook runs o
 report cannot read fails here. The same pattern as computervision-recipes' smoke tests on the
 notebooks' recorded outputs (scrapbook).
 
-    pytest tests/smoke/check_outputs.py           # PNEUMOLAB_PROFILE=smoke by default
+    pytest tests/smoke/check_outputs.py                               # PNEUMOLAB_PROFILE=smoke by default
+    PNEUMOLAB_PROFILE=gpu-smoke pytest tests/smoke/check_outputs.py   # after a gpu-smoke run
 """
 
 import os
@@ -18,6 +19,7 @@ from pneumolib import schema
 from pneumolib.data import kermany_available
 from pneumolib.models import MODEL_NAMES
 from pneumolib.profiles import get_profile, profile_hash
+from pneumolib.report.context import expected_arms
 from pneumolib.results import build_dir
 
 P = get_profile(os.environ.get("PNEUMOLAB_PROFILE", "smoke"))
@@ -81,8 +83,9 @@ def test_metrics_are_rates(name):
 def test_binary_models_all_seeds_and_confusions_add_up():
     binary = schema.read_results(P, "binary")
     n_test = binary["meta"]["n"]["test"]
-    assert {f"{m}-scratch" for m in MODEL_NAMES} <= set(binary["models"])
-    assert "resnet18-imagenet" in binary["models"] or "resnet18-imagenet" in binary.get("skipped", {})
+    *main_arms, comparison = expected_arms(P, "binary")  # the profile's weights per model, then 04's other ResNet18
+    assert set(main_arms) <= set(binary["models"])
+    assert comparison in binary["models"] or comparison in binary.get("skipped", {})
     for key, entry in binary["models"].items():
         assert [r["seed"] for r in entry["runs"]] == list(P.seeds), key
         for run in entry["runs"]:
@@ -95,7 +98,7 @@ def test_binary_models_all_seeds_and_confusions_add_up():
 def test_three_class_models_and_confusions_add_up():
     three = schema.read_results(P, "three_class", require=("model_selection", "ensemble", "shift"))
     n_test = three["meta"]["n"]["test"]
-    assert {f"{m}-scratch" for m in MODEL_NAMES} <= set(three["models"])
+    assert set(expected_arms(P, "three_class")) <= set(three["models"])
     for key, entry in three["models"].items():
         for run in entry["runs"]:
             assert sum(map(sum, run["test"]["confusion"])) == n_test, key
