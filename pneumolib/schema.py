@@ -377,6 +377,7 @@ class GradcamBest(TypedDict):
     layer: str
     threshold: float
     threshold_rule: str
+    chosen_on: NotRequired[str]  # how the model was picked (validation AUROC), never the test set
 
 
 class GradcamResults(TypedDict):
