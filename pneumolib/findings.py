@@ -39,6 +39,7 @@ __all__ = [
     "budget_label",
     "coverage_findings",
     "gradcam_findings",
+    "is_uniform_map",
     "uniform_layers",
     "key_findings",
     "markdown",
@@ -350,15 +351,24 @@ def coverage_findings(data: Mapping | None, three: Mapping | None = None) -> lis
 
 
 # --------------------------------------------------------------------------- Grad-CAM (notebook 08)
+def is_uniform_map(map_size: Sequence[int], border_mass_std: Any = None) -> bool:
+    """A layer whose map has at most 2 cells per side, or whose maps all put the same share of their
+    mass on the border, localises nothing: it is not shown as a comparison."""
+    return bool(map_size) and max(map_size) <= 2 or (_ok(border_mass_std) and border_mass_std < UNIFORM_STD)
+
+
 def uniform_layers(cams: Mapping) -> list[str]:
     """Keys (``task:model:layer``) whose Grad-CAM maps are uniform: not a comparison, only a warning."""
-    out = []
-    for key, b in (cams.get("border_mass") or {}).items():
-        size = ((cams.get("layers") or {}).get(key) or {}).get("map_size") or [0, 0]
-        std = b.get("border_mass_std")
-        if (_ok(std) and std < UNIFORM_STD) or max(size) <= 2:
-            out.append(key)
-    return out
+    layers = cams.get("layers") or {}
+    keys = dict.fromkeys([*layers, *(cams.get("border_mass") or {})])
+    return [
+        k
+        for k in keys
+        if is_uniform_map(
+            (layers.get(k) or {}).get("map_size") or [],
+            (cams.get("border_mass") or {}).get(k, {}).get("border_mass_std"),
+        )
+    ]
 
 
 def gradcam_findings(cams: Mapping) -> list[str]:
@@ -376,7 +386,7 @@ def gradcam_findings(cams: Mapping) -> list[str]:
         if cams.get("examples", {}).get("FN") is None:
             out.append(
                 f"At its threshold {fmt(best.get('threshold'))} ({best.get('threshold_rule')}) it misses no pneumonia "
-                "case among the test images examined, so there is no false negative to show; the lowest-scored "
+                "case of the test set, so there is no false negative to show; the lowest-scored "
                 "pneumonia case is shown instead, labelled as such."
             )
     for key in uniform_layers(cams):
