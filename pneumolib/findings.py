@@ -37,6 +37,7 @@ __all__ = [
     "ensemble_findings",
     "budget_findings",
     "budget_label",
+    "members_text",
     "coverage_findings",
     "gradcam_findings",
     "is_uniform_map",
@@ -71,7 +72,7 @@ def _pct(x: Any, digits: int = 0) -> str:
     return f"{x:.{digits}%}" if _ok(x) else "n/a"
 
 
-def _members_text(labels: Sequence[str]) -> str:
+def members_text(labels: Sequence[str]) -> str:
     """``"Custom CNN, ResNet18, DenseNet121 (scratch), 3 seeds each"`` from run labels ``"<model> seed <n>"``."""
     groups: dict[str, int] = {}
     for label in labels:
@@ -294,7 +295,7 @@ def ensemble_findings(cal: Mapping | None = None, three: Mapping | None = None) 
     if e3:
         out.append(
             f"The three-class ensemble of notebook 05 averages {len(e3['members'])} runs "
-            f"({_members_text(e3['members'])}): macro-F1 {fmt(e3['test'].get('macro_f1'))} on test."
+            f"({members_text(e3['members'])}): macro-F1 {fmt(e3['test'].get('macro_f1'))} on test."
         )
     return out or [_na("Ensembles", "no ensemble recorded")]
 
