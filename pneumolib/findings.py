@@ -253,7 +253,10 @@ def shift_findings(three: Mapping) -> list[str]:
     if all(_ok(r) for r in rates):
         rising = rates[0] < rates[1] < rates[2]
         falling = rates[0] > rates[1] > rates[2]
-        trend = "rises" if rising else "falls" if falling else "does not change monotonically"
+        flat = len({round(r, 2) for r in rates}) == 1
+        trend = (
+            "rises" if rising else "falls" if falling else "is the same" if flat else "does not change monotonically"
+        )
         out.append(
             f"The ensemble's error rate on normal test images {trend} with the width/height ratio of the original: "
             f"{_pct(rates[0])} in the narrowest third, {_pct(rates[1])} in the middle third, {_pct(rates[2])} in the "

@@ -20,7 +20,27 @@ def _t(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _cell(entry: dict | None) -> str:
+#: for entries recorded before the runner logged trained vs loaded: the runs each notebook trains
+OWNED_RUNS = {
+    "03_custom_cnn": ("binary", ("simple_cnn",)),
+    "04_transfer_learning": ("binary", ("resnet18", "densenet121")),
+    "05_three_class": ("three_class", ("simple_cnn", "resnet18", "densenet121")),
+}
+
+
+def owned_training_s(root, profile: str, notebook: str) -> float | None:
+    """Training seconds recorded in the results file by the runs a notebook trains (None if unknown)."""
+    if notebook not in OWNED_RUNS:
+        return None
+    name, models = OWNED_RUNS[notebook]
+    path = root / "results" / profile / f"{name}.json"
+    if not path.exists():
+        return None
+    entries = json.loads(path.read_text()).get("models", {}).values()
+    return sum(r["train_time_s"] for e in entries if e.get("model") in models for r in e.get("runs", []))
+
+
+def _cell(entry: dict | None, owned_s: float | None = None) -> str:
     """One notebook's time, saying whether it trained or loaded (never a cached rerun shown as a first run)."""
     if not entry:
         return ""
@@ -28,7 +48,9 @@ def _cell(entry: dict | None) -> str:
         return entry.get("status", "")
     wall = entry["wall_s"]
     if "runs_loaded" not in entry:  # recorded before the runner logged trained vs loaded runs
-        return f"{_t(wall)} (trained or loaded: not recorded)"
+        if owned_s and wall < owned_s:  # faster than its own runs' training: it loaded them
+            return f"rerun {_t(wall)} (loaded); first run ≈ {_t(wall + owned_s)}"
+        return f"{_t(wall)}" + (" (trained)" if owned_s else "")
     if entry["runs_loaded"] == 0:
         return f"{_t(wall)} (first run" + (f", trained {entry['runs_trained']} runs)" if entry["runs_trained"] else ")")
     first = wall + entry["train_s_loaded"]
@@ -81,8 +103,8 @@ def table(root) -> str:
     lines = [head, "|---|" + "---|" * len(runs)]
     for nb in names:
         cells = []
-        for meta in runs.values():
-            cells.append(_cell(meta.get("notebooks", {}).get(nb)))
+        for prof, meta in runs.items():
+            cells.append(_cell(meta.get("notebooks", {}).get(nb), owned_training_s(root, prof, nb)))
         lines.append(f"| `{nb}` | " + " | ".join(cells) + " |")
     machines = "; ".join(
         f"`{p}`: {m.get('machine', {}).get('cpu_count', '?')} cores, {m.get('date', '?')[:10]}" for p, m in runs.items()
