@@ -10,6 +10,7 @@ own floor), never one above it (``tests/test_layering.py`` checks this against :
     loop, train, audits, calibration                                training loop, run cache, data audits, calibration
     evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
     explain_tools, plots                                            Grad-CAM companions, figures
+    findings                                                        sentences whose numbers and words come from results
     report, run                                                     the PDF and model card, the notebook runner
 """
 
@@ -39,6 +40,7 @@ LAYERS = (
     "explain",
     "explain_tools",
     "plots",
+    "findings",
     "report",
     "run",
 )

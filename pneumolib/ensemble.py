@@ -32,6 +32,7 @@ from .metrics import MULTI_KEYS, binary_metrics, multiclass_metrics
 from .models import DISPLAY_NAMES, display_name
 
 __all__ = [
+    "ENSEMBLE_MODELS",
     "SplitArrays",
     "Member",
     "member_label",
@@ -44,6 +45,11 @@ __all__ = [
 ]
 
 BINARY_TABLE_KEYS = ("accuracy", "recall", "specificity", "f1", "auroc")
+
+#: The project's ensemble, one definition for every task, notebook and the report: every seed of these
+#: architectures, probabilities averaged. The custom CNN stays out (it is the weakest model and a
+#: separate teaching arm); any other ensemble shown is labelled with its members.
+ENSEMBLE_MODELS = ("resnet18", "densenet121")
 
 
 # --------------------------------------------------------------------------- members

@@ -280,6 +280,7 @@ def gradcam_file(
     classes: Sequence[str] = (),
     confusion=None,
     cases: Sequence[dict] = (),
+    chosen_on: str = "highest mean validation AUROC",
 ) -> dict:
     """Content of ``results/<profile>/gradcam.json`` (without ``schema_version``, which
     ``schema.write_results`` adds): see :class:`pneumolib.schema.GradcamResults`.
@@ -288,8 +289,8 @@ def gradcam_file(
     ``border_mass``: ``{key: border_mass_summary}``; ``examples``: :func:`first_examples`.
     ``best_key``/``best``: the best binary model's key and entry in ``binary.json``, ``best_run``
     its run (``.seed``), ``best_layer`` the layer explained and ``threshold`` the one chosen on
-    validation (max F1). ``three_class_run`` (``None`` when that part was skipped) with its
-    ``classes``, ``confusion`` matrix and :func:`three_class_cases` ``cases``.
+    validation (max F1), ``chosen_on`` how the model was picked. ``three_class_run`` (``None`` when
+    that part was skipped) with its ``classes``, ``confusion`` matrix and :func:`three_class_cases` ``cases``.
     """
     out = {
         "meta": {
@@ -309,6 +310,7 @@ def gradcam_file(
             "layer": best_layer,
             "threshold": threshold,
             "threshold_rule": "max_f1 on validation",
+            "chosen_on": chosen_on,
         },
     }
     if three_class_run is not None:

@@ -51,6 +51,7 @@ from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
 from .results import CorruptArtefactError, build_dir, edit_json, project_root, read_json_object, results_dir, set_aside
 from .schema import FILES as RESULTS_FILES
+from .train import RUN_LOG_ENV, read_run_log
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Number prefixes of the notebooks that cannot run without the Kermany ``chest_xray`` folder.
@@ -412,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             _record(meta_path, nb, {**entry, "status": "skipped", "reason": reason, "output": None})
             continue
         tqdm.write(f"START {nb.path.name}")
+        run_log = out_dir / f"{nb.path.stem}.runs.jsonl"
+        run_log.unlink(missing_ok=True)
+        os.environ[RUN_LOG_ENV] = str(run_log)  # the kernel inherits it: train_seeds logs trained vs loaded
         t0 = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -446,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         wall = time.perf_counter() - t0
         ran.append(nb)
-        _record(meta_path, nb, {**entry, "status": "ok", "wall_s": round(wall, 2)})
+        _record(meta_path, nb, {**entry, "status": "ok", "wall_s": round(wall, 2), **read_run_log(run_log)})
         tqdm.write(f"DONE  {nb.path.name} in {_fmt_s(wall)}")
     bar.close()
 

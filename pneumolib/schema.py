@@ -385,6 +385,7 @@ class GradcamBest(TypedDict):
     layer: str
     threshold: float
     threshold_rule: str
+    chosen_on: NotRequired[str]  # how the model was picked (validation AUROC), never the test set
 
 
 class GradcamResults(TypedDict):
@@ -409,6 +410,10 @@ class NotebookRecord(TypedDict):
     git_commit: str | None
     profile_hash: str
     output: str | None
+    runs_trained: NotRequired[int]  # training runs this notebook trained (first run) ...
+    runs_loaded: NotRequired[int]  # ... or loaded from build/runs (rerun)
+    train_s_trained: NotRequired[float]
+    train_s_loaded: NotRequired[float]  # training seconds recorded by the loaded runs (what a first run adds)
 
 
 class RunMetadata(TypedDict):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +289,35 @@ def config_for(
     return dataclasses.replace(base, **{**task_changes, **overrides})
 
 
+#: set by the notebook runner: a file to which :func:`train_seeds` appends one JSON line per run
+#: (trained or loaded, and its recorded training seconds), so the runner can tell first runs from reruns
+RUN_LOG_ENV = "PNEUMOLAB_RUN_LOG"
+
+
+def log_run(run: Run) -> None:
+    """Append ``{"run", "loaded", "train_time_s"}`` to the runner's log (no-op outside the runner)."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if path:
+        line = {"run": run.label, "loaded": bool(run.loaded), "train_time_s": float(run.info["train_time_s"])}
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def read_run_log(path) -> dict:
+    """Summary of a runner log: runs trained/loaded and their training seconds (zeros if no log)."""
+    out = {"runs_trained": 0, "runs_loaded": 0, "train_s_trained": 0.0, "train_s_loaded": 0.0}
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            if raw.strip():
+                entry = json.loads(raw)
+                kind = "loaded" if entry["loaded"] else "trained"
+                out[f"runs_{kind}"] += 1
+                out[f"train_s_{kind}"] = round(out[f"train_s_{kind}"] + entry["train_time_s"], 1)
+    return out
+
+
 def train_seeds(
     task: str, model_name: str, splits: dict[str, ImageSet], profile: Profile, progress: bool = True, **kwargs
 ) -> list[Run]:
@@ -299,6 +330,7 @@ def train_seeds(
         print(f"{run.label}: {how} (best epoch {run.info['best_epoch']}, {run.info['train_time_s']:.0f} s of training)")
         if run.info.get("weights_source", "").startswith("stand-in"):
             print("  WARNING: started from STAND-IN weights (random init, not ImageNet): its numbers mean nothing")
+        log_run(run)
         runs.append(run)
     return runs
 

@@ -218,6 +218,7 @@ def test_gradcam_file_matches_its_schema_with_and_without_three_classes(cnn):
         "layer": name,
         "threshold": 0.5,
         "threshold_rule": "max_f1 on validation",
+        "chosen_on": "highest mean validation AUROC",
     }
     assert binary_only["meta"]["seed"] == P.seeds[0] and binary_only["examples"] == examples
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 
 from pneumolib import run
 from pneumolib.results import ROOT_ENV
+from pneumolib.train import RUN_LOG_ENV, log_run, read_run_log
 
 
 def _notebook(path: Path, *cells: str) -> None:
@@ -105,3 +107,13 @@ def test_run_skip_ok_failure_and_metadata(project, capsys):
     assert "ValueError" in meta["notebooks"]["02_fails"]["reason"]
     assert meta["notebooks"]["05_three_class"]["status"] == "skipped"  # from step 1: not run after the failure
     assert not (project / "results" / "smoke").exists()
+
+
+def test_run_log_tells_trained_from_loaded(tmp_path, monkeypatch):
+    """train_seeds logs each run for the runner; the summary separates first-run training from loads."""
+    log = tmp_path / "nb.runs.jsonl"
+    assert read_run_log(log) == {"runs_trained": 0, "runs_loaded": 0, "train_s_trained": 0.0, "train_s_loaded": 0.0}
+    monkeypatch.setenv(RUN_LOG_ENV, str(log))
+    for loaded, secs in ((False, 100.0), (True, 700.0), (True, 77.0)):
+        log_run(SimpleNamespace(label="m seed 0", loaded=loaded, info={"train_time_s": secs}))
+    assert read_run_log(log) == {"runs_trained": 1, "runs_loaded": 2, "train_s_trained": 100.0, "train_s_loaded": 777.0}

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..findings import key_findings
 from ..profiles import PROFILES, Profile, get_profile
 from ..results import atomic_write_bytes, project_root, write_json, write_text
 from .blocks import ReportError, blocks_to_markdown, heading, make_section
@@ -68,13 +69,40 @@ def _context_and_card(profile: Profile) -> tuple[dict, list[dict]]:
             + [dict(b, level=b["level"] + 1) if b["kind"] == "heading" else b for b in card[1:]],
         ),
     ]
+    found = key_findings(profile)
     return {
         "profile": res.name,
         "profile_hash": res.hash,
         "cover": cover(res),
+        "abstract": abstract(found),
+        "key_findings": [{"title": title[0].upper() + title[1:], "items": items} for title, items in found.items()],
         "sections": sections,
         "model_card_title": card[0]["text"],
     }, card
+
+
+ABSTRACT_LEAD = (
+    "PneumoLab trains small convolutional networks from scratch to tell normal from pneumonia "
+    "(PneumoniaMNIST) and normal from bacterial and viral pneumonia (Kermany), and reports every result "
+    "with its data, pretraining, threshold and seeds."
+)
+
+
+def abstract(found: dict[str, list[str]]) -> str:
+    """A short abstract: a number-free lead, then the first generated finding of the main topics."""
+    topics = {  # topic -> which of its sentences (the one with the measured effect)
+        "data coverage": 0,
+        "thresholds and the validation vs test shift": 1,
+        "temperature scaling": 0,
+        "framing shortcut": 1,
+    }
+    picked = []
+    for topic, i in topics.items():
+        items = found.get(topic) or []
+        sentence = items[min(i, len(items) - 1)] if items else ""
+        if sentence and "not available" not in sentence:
+            picked.append(sentence)
+    return " ".join([ABSTRACT_LEAD, *picked])
 
 
 def report_paths(profile: Profile) -> dict[str, Path]:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from ..findings import (
+    budget_findings,
+    prevalence_findings,
+    shift_findings,
+    target_findings,
+    temperature_findings,
+    threshold_findings,
+)
 from ..profiles import Profile
 from .blocks import Skipped, blocks_to_markdown, bullets, fmt_mean_std, fmt_num, fmt_pct, heading, para, table
 from .context import Results, training_texts
@@ -81,7 +89,13 @@ def _limitations(data: dict | None, prof) -> list[str]:
     )
     items.append(
         "JPEG compression artefacts, text markers, arms and framing differ between images; a model can "
-        "learn such shortcuts instead of anatomy."
+        "learn such shortcuts instead of anatomy. The pipeline centre-crops each X-ray, which keeps the "
+        "framing: see the framing-shortcut findings above."
+    )
+    items.append(
+        "Validation and test come from different folders (PneumoniaMNIST: validation is split from the source "
+        "train folder, test is the source test folder); temperatures and thresholds fitted on validation need "
+        "not transfer, so recalibrate and re-threshold on data from the deployment site."
     )
     items.append("No external cohort: every score is measured on data from the same source as the training data.")
     items.append(
@@ -104,6 +118,21 @@ def _calibration_card_blocks(cal: dict | Skipped | None) -> list[dict]:
         elif isinstance(section, dict) and section:
             blocks.append(calibration_table(section, task))
     return blocks or [para("the calibration results file holds no summary numbers.", lead="Calibration:")]
+
+
+def _findings_card_blocks(binary, three, cal) -> list[dict]:
+    """Generated sentences (:mod:`pneumolib.findings`): calibration, the val -> test shift, framing, budgets."""
+    binary, three, cal = (x if isinstance(x, dict) else None for x in (binary, three, cal))
+    items: list[str] = []
+    if cal:
+        items += temperature_findings(cal, "binary") + temperature_findings(cal, "three_class") + target_findings(cal)
+        items += (prevalence_findings(binary) if binary else []) + threshold_findings(cal, binary)
+    if three:
+        items += shift_findings(three)
+    for task, results in (("binary", binary), ("three-class", three)):
+        if results:
+            items += budget_findings(results, task)
+    return [bullets(items or ["not available: no results files with these numbers."])]
 
 
 def model_card_blocks(profile: Profile, res: Results | None = None, raise_problems: bool = True) -> list[dict]:
@@ -232,6 +261,8 @@ def model_card_blocks(profile: Profile, res: Results | None = None, raise_proble
         )
     blocks.append(heading("Calibration"))
     blocks.extend(_calibration_card_blocks(cal))
+    blocks.append(heading("Findings: what the numbers say"))
+    blocks.extend(_findings_card_blocks(binary, three, cal))
     blocks.append(heading("Limitations and ethical considerations"))
     blocks.append(bullets(_limitations(data if isinstance(data, dict) else None, prof)))
     blocks.append(heading("What real deployment would require"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..anchors import ANCHORS
+from ..findings import budget_label, members_text
 from ..metrics import summarize_runs
 from .blocks import (
     Skipped,
@@ -33,6 +34,17 @@ from .tables import (
 # the binary task's goals on the `cpu` profile (scratch, 3 seeds, official test set): best mean over
 # models at threshold 0.5, and the wall time of a first run of notebooks 03 + 04 on 2 cores
 BINARY_TARGETS = {"profile": "cpu", "auroc": 0.975, "accuracy": 0.90, "wall_min_03_04": 30.0}
+
+
+def budget_table(results: dict, task: str) -> dict:
+    """Each model's epoch budget and whether its best epoch was its last (still improving when stopped)."""
+    rows = [[e.get("display_name"), budget_label(e)] for e in (results.get("models") or {}).values()]
+    return table(
+        ["Model", "Training budget"],
+        rows,
+        caption=f"{task} training budgets: models differ in budget, so a gap between rows mixes architecture and "
+        "budget; a best epoch equal to the last means the model was still improving when training stopped.",
+    )
 
 
 def _binary_tables(binary: dict, res: Results, data: dict | None) -> list[dict]:
@@ -96,6 +108,7 @@ def _binary_tables(binary: dict, res: Results, data: dict | None) -> list[dict]:
             for e in models.values()
         ]
         blocks.append(table(["Model"] + list(BINARY_METRICS.values()), rows, caption=f"Binary test metrics {title}."))
+    blocks.append(budget_table(binary, "Binary"))
     blocks.extend(skipped_notes(binary))
     return blocks
 
@@ -218,7 +231,7 @@ def section_three_class(res: Results, three: dict | Skipped, data: dict | None) 
     summary_rows, class_rows = multiclass_rows(three)
     ens = three.get("ensemble") or {}
     ens_test = ens.get("test") or {}
-    ens_name = f"Ensemble of {len(ens.get('members') or [])} runs" if ens else ""
+    ens_name = f"Ensemble: {members_text(ens.get('members') or [])}" if ens else ""
     if ens_test:
         summary_rows.append([ens_name, "as members", "", *[fmt_num(ens_test.get(m)) for m in MULTI_METRICS], "", "1"])
         for cls, stats in (ens_test.get("per_class") or {}).items():
@@ -227,10 +240,11 @@ def section_three_class(res: Results, three: dict | Skipped, data: dict | None) 
         table(
             ["Model", "Pretraining", "Input"] + list(MULTI_METRICS.values()) + ["ms / image (batch 32)", "Seeds"],
             summary_rows,
-            caption="Three-class test metrics (mean ± std over seeds; the ensemble "
-            "averages the probabilities of every run).",
+            caption="Three-class test metrics (mean ± std over seeds; the ensemble row is labelled with the "
+            "runs whose probabilities it averages).",
         )
     )
+    blocks.append(budget_table(three, "Three-class"))
     blocks.append(
         table(
             ["Model", "Class", "Precision", "Recall", "F1"],
