@@ -34,7 +34,6 @@ import ast
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +48,16 @@ from tqdm.auto import tqdm
 
 from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
-from .results import CorruptArtefactError, build_dir, edit_json, project_root, read_json_object, results_dir, set_aside
+from .results import (
+    CorruptArtefactError,
+    build_dir,
+    edit_json,
+    git_info,
+    project_root,
+    read_json_object,
+    results_dir,
+    set_aside,
+)
 from .schema import FILES as RESULTS_FILES
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -173,22 +181,6 @@ def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
 
 
 # --------------------------------------------------------------------------- provenance
-def git_info(root: Path | None = None) -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
-    root = root or project_root()
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
 def total_memory_gib() -> float | None:
     try:
         with open("/proc/meminfo") as fh:
