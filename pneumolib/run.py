@@ -195,6 +195,15 @@ def total_memory_gib() -> float | None:
         return None
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
 def machine_info() -> dict:
     info = {
         "cpu_count": os.cpu_count(),
@@ -203,9 +212,13 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "torch": None,
         "cuda_device": None,
+        "cpu_capability": None,  # "AVX512", "AVX2", ...: with bf16_native, which kind of CPU a time was measured on
+        "bf16_native": cpu_flags() & {"avx512_bf16", "amx_bf16"} != set(),
+        "amx": "amx_bf16" in cpu_flags(),
     }
     try:
         info["torch"] = torch.__version__
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if torch.cuda.is_available():
             info["cuda_device"] = torch.cuda.get_device_name(0)
     except Exception:  # torch missing or broken: metadata must not stop a run
