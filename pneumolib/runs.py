@@ -141,11 +141,23 @@ def results_files(profile: Profile) -> list[Path]:
         path = schema.results_path(profile, name)
         if path.exists():
             try:
-                schema.read_results(profile, name)
+                data = schema.read_results(profile, name)
             except (SchemaError, CorruptArtefactError) as err:
                 raise RunsArchiveError(f"{err}\n(results files travel only when they validate)") from None
+            made_by = _results_profile_hash(data)
+            if made_by not in (None, profile_hash(profile)):
+                raise RunsArchiveError(
+                    f"{path} was written under other settings of profile {profile.name!r} (hash {made_by}, the "
+                    f"profile is now {profile_hash(profile)}): {schema.results_file(name).rerun_hint(profile.name)}."
+                )
             paths.append(path)
     return paths
+
+
+def _results_profile_hash(data: dict) -> str | None:
+    """The profile hash a results file records (in ``meta``, or at the top for run_metadata), if any."""
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else data
+    return meta.get("profile_hash")
 
 
 def export_runs(profile: Profile, out: str | os.PathLike) -> dict:
@@ -381,9 +393,14 @@ def check_staged(staging: Path, manifest: dict) -> Profile:
             raise RunsArchiveError(f"run {run} in the archive is not usable: {err}") from None
     for path in sorted((staging / "results").glob("*.json")):
         try:
-            schema.validate(path.stem, read_json_object(path), f"results/{path.name} in the archive")
+            data = schema.validate(path.stem, read_json_object(path), f"results/{path.name} in the archive")
         except (SchemaError, CorruptArtefactError) as err:
             raise RunsArchiveError(f"{err}\nExport again from a checkout whose notebooks ran cleanly.") from None
+        if _results_profile_hash(data) not in (None, manifest["profile_hash"]):
+            raise RunsArchiveError(
+                f"results/{path.name} in the archive was written under other settings of profile "
+                f"{profile.name!r} than its runs: export again after rerunning the notebooks."
+            )
     return profile
 
 
@@ -441,7 +458,13 @@ def import_runs(source: str, sha256: str | None = None) -> dict:
     try:
         manifest = unpack(archive, staging)
         profile = check_staged(staging, manifest)
-        install(staging, manifest, profile)
+        try:
+            install(staging, manifest, profile)
+        except OSError as err:  # e.g. build/ and results/ on different file systems: everything was put back
+            raise RunsArchiveError(
+                f"installing failed ({type(err).__name__}: {err}); everything was put back as it was, nothing "
+                "was installed. Check that build/ and results/ are writable and on the same file system."
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if downloaded is not None:

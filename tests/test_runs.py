@@ -86,6 +86,15 @@ def test_export_writes_manifest_checksums_and_sidecar(exported):
     assert manifest["archive_sha256"] == digest
 
 
+def test_export_refuses_results_of_other_profile_settings(tmp_path):
+    _train(0)
+    write_fake_results(SMOKE)
+    path = results_dir("smoke") / "binary.json"
+    path.write_text(path.read_text().replace(R.profile_hash(SMOKE), "0" * 12))
+    with pytest.raises(R.RunsArchiveError, match="binary.json was written under other settings.*rerun notebook 03"):
+        R.export_runs(SMOKE, tmp_path / "x.tar.gz")
+
+
 def test_export_refuses_without_runs_or_with_a_damaged_run(tmp_path):
     with pytest.raises(R.RunsArchiveError, match="no finished runs of profile 'smoke'.*python -m pneumolib.run"):
         R.export_runs(SMOKE, tmp_path / "x.tar.gz")
@@ -138,6 +147,7 @@ def test_import_replaces_same_runs_and_keeps_others(exported, isolated_root):
         ("pickle", "weights-only load refuses"),
         ("marker", "trained under other settings"),
         ("results", "results/binary.json in the archive"),
+        ("results_hash", "results/binary.json in the archive was written under other settings"),
     ],
 )
 def test_a_bad_archive_is_refused_and_nothing_is_installed(exported, isolated_root, tmp_path, damage, message):
@@ -181,6 +191,14 @@ def test_a_bad_archive_is_refused_and_nothing_is_installed(exported, isolated_ro
         repack(
             archive, bad, change=lambda n, d: b'{"schema_version": 1}' if n == "results/binary.json" else d, rehash=True
         )
+    elif damage == "results_hash":
+        other = R.profile_hash(SMOKE).encode()
+        repack(
+            archive,
+            bad,
+            change=lambda n, d: d.replace(other, b"0" * 12) if n == "results/binary.json" else d,
+            rehash=True,
+        )
     with pytest.raises(R.RunsArchiveError, match=message):
         R.import_runs(str(bad))
     assert _nothing_installed(isolated_root)
@@ -200,7 +218,7 @@ def test_an_install_that_fails_halfway_puts_everything_back(exported, isolated_r
         return real(src, dst)
 
     monkeypatch.setattr(R.os, "replace", failing)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(R.RunsArchiveError, match="disk full.*everything was put back"):
         R.import_runs(str(archive))
     monkeypatch.setattr(R.os, "replace", real)
     after = {p: p.read_bytes() for p in sorted(isolated_root.rglob("*")) if p.is_file() and ".import-" not in str(p)}
