@@ -15,18 +15,41 @@ STRIP_KEYS := metadata.language_info metadata.papermill metadata.widgets \
               cell.metadata.collapsed cell.metadata.scrolled
 
 .DEFAULT_GOAL := all
-.PHONY: all setup run test test-gpu-smoke gpu-check lint format report benchmark strip clean help
+# nbstripout's options, shared by `make strip` and the git clean filter that `make setup` installs
+STRIP_ARGS := --keep-id --drop-tagged-cells "injected-parameters papermill-error-cell-tag"
+
+.PHONY: all setup git-filter lab run test test-gpu-smoke gpu-check test-browser lint format report benchmark strip clean help
 
 all: setup run ## set up the environment, then run every notebook (PROFILE=smoke|cpu|gpu|gpu-smoke)
 
-setup: $(STAMP) ## create the venv (VENV=.venv), pip install -e ".[dev]", register its Jupyter kernel
+setup: $(STAMP) git-filter ## create the venv (VENV=.venv), pip install -e ".[dev]", its Jupyter kernel, the git filter
 
 # Reinstalls only when pyproject.toml changes (or the stamp is deleted).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (PneumoLab)"
+	@# the display name the committed notebooks carry: saving a notebook does not rewrite its kernelspec
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)"
 	touch $@
+
+# Repository-local git config: `git add` stores notebooks/*.ipynb through nbstripout (.gitattributes),
+# so outputs, execution counts and metadata churn never reach a commit, whatever JupyterLab saved.
+# Rerun `make setup` after moving the clone (the filter names this venv's python).
+git-filter: $(STAMP)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git config filter.nbstripout.clean '"$(abspath $(BIN))/python" -m nbstripout $(STRIP_ARGS)' && \
+	    git config filter.nbstripout.smudge cat && \
+	    git config filter.nbstripout.required true && \
+	    git config filter.nbstripout.extrakeys "$(STRIP_KEYS)" && \
+	    git config diff.ipynb.textconv '"$(abspath $(BIN))/python" -m nbstripout -t $(STRIP_ARGS)' && \
+	    echo "git clean filter installed: notebooks are committed without outputs (.gitattributes)"; \
+	else echo "not a git checkout: no clean filter installed (use make strip before sharing notebooks)"; fi
+
+lab: setup ## open the course in JupyterLab (127.0.0.1) with the project's kernel; Ctrl-C stops it
+	@test -n "$$PNEUMOLAB_DATA" || echo "note: PNEUMOLAB_DATA is not set; export it first (see README, Data)"
+	@# JUPYTER_PATH first: this venv's python3 kernel wins over any user-wide kernel of that name
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 \
+	    --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/01_data_exploration.ipynb
 
 run: setup ## execute the notebooks into build/executed/$(PROFILE)/ (ONLY="03 04" to pick some)
 	$(BIN)/python -m pneumolib.run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
@@ -52,6 +75,9 @@ test-gpu-smoke: setup ## every notebook on gpu-smoke (the gpu code path, tiny, C
 gpu-check: setup ## on a machine with a CUDA GPU: measure the gpu profile's path (benchmarks/GPU.md)
 	$(BIN)/python scripts/gpu_check.py $(ARGS)
 
+test-browser: setup ## JupyterLab driven by headless Chromium: 07 and 08 on smoke, slider and picker (needs chromium)
+	$(BIN)/pytest -v tests/browser/browser_lab.py
+
 lint: setup ## ruff: lint and format check (`make format` rewrites)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -68,9 +94,8 @@ benchmark: setup ## time training steps on this machine (scripts/benchmark.py)
 
 strip: setup ## remove outputs, execution counts and metadata churn from the notebooks
 ifneq ($(strip $(NOTEBOOKS)),)
-	@# two passes: nbstripout 0.9 honours only the last tag given to --drop-tagged-cells
-	$(BIN)/nbstripout --drop-tagged-cells papermill-error-cell-tag $(NOTEBOOKS)
-	$(BIN)/nbstripout --drop-tagged-cells injected-parameters --extra-keys "$(STRIP_KEYS)" $(NOTEBOOKS)
+	@# --keep-id: cell ids are content (links, merges); without it nbstripout renumbers them
+	$(BIN)/nbstripout $(STRIP_ARGS) --extra-keys "$(STRIP_KEYS)" $(NOTEBOOKS)
 	$(BIN)/python scripts/check_notebooks_clean.py $(NOTEBOOKS)
 else
 	@echo "No notebooks/NN_*.ipynb to strip."
@@ -80,5 +105,5 @@ clean: ## delete build/ (executed notebooks, caches, checkpoints); never data/ o
 	rm -rf build .pytest_cache
 
 help: ## list the targets
-	@echo "make [target] [PROFILE=smoke|cpu|gpu|gpu-smoke] [PYTHON=python3] [VENV=.venv]"
+	@echo "make [target] [PROFILE=smoke|class|cpu|gpu|gpu-smoke] [PYTHON=python3] [VENV=.venv]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18

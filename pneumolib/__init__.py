@@ -7,7 +7,8 @@ own floor), never one above it (``tests/test_layering.py`` checks this against :
     profiles, results, parameters, jsoncheck, metrics, transforms,  settings, files, notebook parameters,
     anchors                                                         numbers, references
     models, schema, data                                            networks, results files, datasets
-    loop, train, audits, calibration                                training loop, run cache, data audits, calibration
+    loop, train, runs, audits, calibration                          training loop, run cache, shareable runs,
+                                                                    data audits, calibration
     evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
     explain_tools, plots                                            Grad-CAM companions, figures
     findings                                                        sentences whose numbers and words come from results
@@ -32,6 +33,7 @@ LAYERS = (
     "data",
     "loop",
     "train",
+    "runs",
     "audits",
     "calibration",
     "evaluate",

@@ -1,4 +1,4 @@
-"""Run profiles (``smoke``, ``cpu``, ``gpu``, ``gpu-smoke``) defined in one place.
+"""Run profiles (``smoke``, ``class``, ``cpu``, ``gpu``, ``gpu-smoke``) defined in one place.
 
 A profile fixes every knob that changes how long a run takes: image sizes, subset sizes,
 epochs, seeds, which weights to use, which device. Notebooks receive only the profile *name* as a
@@ -121,6 +121,34 @@ PROFILES: dict[str, Profile] = {
                 "patience": 30,  # patience >= epochs: no early stop
                 "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
                 "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
+            }
+        },
+        loss="weighted_bce",
+        bf16=True,
+        augment={"translate": 0.1, "brightness": 0.2},
+    ),
+    "class": Profile(
+        name="class",
+        description=(
+            "The cpu course cut to fit a lesson: the same data (full PneumoniaMNIST at 28 px, the Kermany folder "
+            "at 64 px, so the same test images), models, loss, augmentation and bf16 autocast, but one seed and "
+            "short epoch budgets. Aimed at a first run of 10 minutes or less on 2 cores with native bf16; its "
+            "numbers are compared with cpu's in the README."
+        ),
+        kermany_size=64,
+        seeds=(0,),
+        lr=1e-3,
+        # epoch budgets sized from the cpu runs' measured seconds per epoch (results/cpu/*.json) so that
+        # the whole first run fits 10 minutes on 2 bf16 cores; the binary task (the AUROC goal) gets most
+        max_epochs=12,  # simple_cnn on the three-class task and notebook 06's stages (early stopping may end it sooner)
+        epochs_by_model={"resnet18": 3, "densenet121": 2},  # three-class task and notebook 06's stages
+        protocol_by_task={
+            "binary": {
+                "scheduler": "cosine",
+                "monitor": "val_auroc",
+                "patience": 30,
+                "channels_last": True,
+                "epochs_by_model": {"simple_cnn": 10, "resnet18": 3, "densenet121": 2},
             }
         },
         loss="weighted_bce",

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -152,23 +153,31 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file beside it (removed if anything fails,
-    even KeyboardInterrupt), fsync, then :func:`os.replace`. The only place temporary files are
-    made. The new file's mode follows the umask (0644 under the usual 022), not mkstemp's 0600."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
+    """Write ``path`` atomically through a binary file handle (for files too large to hold in memory):
+    a temporary file beside it, removed if anything fails (even KeyboardInterrupt), fsync, then
+    :func:`os.replace`. The only place temporary files are made; the new file's mode follows the
+    umask (0644 under the usual 022), not mkstemp's 0600."""
     path = Path(path)
     tmp = open_dir(path.parent) / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def set_aside(path: str | os.PathLike, problem: str) -> Path:
@@ -340,6 +349,23 @@ def read_csv(path: str | os.PathLike, columns: tuple[str, ...] = (), fix: str = 
         problem = f"lacks the column(s) {', '.join(missing)}" if missing else "ends mid-row (it was truncated)"
         raise CorruptArtefactError(path, problem, fix)
     return df
+
+
+# --------------------------------------------------------------------------- provenance
+def git_info(root: Path | None = None) -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root`` (the project root)."""
+    root = root or project_root()
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 # --------------------------------------------------------------------------- checkpoints

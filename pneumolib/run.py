@@ -34,7 +34,6 @@ import ast
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +48,16 @@ from tqdm.auto import tqdm
 
 from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
-from .results import CorruptArtefactError, build_dir, edit_json, project_root, read_json_object, results_dir, set_aside
+from .results import (
+    CorruptArtefactError,
+    build_dir,
+    edit_json,
+    git_info,
+    project_root,
+    read_json_object,
+    results_dir,
+    set_aside,
+)
 from .schema import FILES as RESULTS_FILES
 from .train import RUN_LOG_ENV, read_run_log
 
@@ -174,22 +182,6 @@ def check_parameters(notebooks: list[Notebook], parameters: dict) -> None:
 
 
 # --------------------------------------------------------------------------- provenance
-def git_info(root: Path | None = None) -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``."""
-    root = root or project_root()
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
 def total_memory_gib() -> float | None:
     try:
         with open("/proc/meminfo") as fh:
@@ -204,6 +196,15 @@ def total_memory_gib() -> float | None:
         return None
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
 def machine_info() -> dict:
     info = {
         "cpu_count": os.cpu_count(),
@@ -212,9 +213,13 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "torch": None,
         "cuda_device": None,
+        "cpu_capability": None,  # "AVX512", "AVX2", ...: with bf16_native, which kind of CPU a time was measured on
+        "bf16_native": cpu_flags() & {"avx512_bf16", "amx_bf16"} != set(),
+        "amx": "amx_bf16" in cpu_flags(),
     }
     try:
         info["torch"] = torch.__version__
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if torch.cuda.is_available():
             info["cuda_device"] = torch.cuda.get_device_name(0)
     except Exception:  # torch missing or broken: metadata must not stop a run

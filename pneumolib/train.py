@@ -215,6 +215,13 @@ def train_or_load(
         if retrain or finished:
             for f in ("last.pt", "best.pt", "done.json"):
                 (run_dir / f).unlink(missing_ok=True)
+        if progress:  # never silently: switching a notebook to cpu can start a long training
+            print(
+                f"{model_name} ({weights}) seed {seed}, {task}: no finished run of profile {prof.name!r} to load; "
+                f"training up to {config.max_epochs} epochs. (Trained runs can be imported instead: "
+                "python -m pneumolib.runs import FILE_OR_URL)",
+                flush=True,
+            )
         result = fit(model, splits["train"], splits["val"], config, run_dir, progress, device=device)
         preds, ms = _predictions_frame(result.model, splits, config.bf16, device)
         latency = latency_ms(result.model, splits["test"], config.bf16, device)

@@ -19,6 +19,11 @@ Usage::
 
     python scripts/check_notebooks_clean.py              # all notebooks/*.ipynb
     python scripts/check_notebooks_clean.py path.ipynb   # only these
+    python scripts/check_notebooks_clean.py --as-committed   # what `git add` would store
+
+``--as-committed`` checks each notebook as git's clean filter (nbstripout, installed by
+``make setup`` through ``.gitattributes``) would commit it, so outputs JupyterLab saved into
+the working copy do not count; without an installed filter it checks the file itself.
 
 Exit status 1 (and one line per problem) when a notebook is not clean. Needs only ``nbformat``.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,12 +77,41 @@ def _assigns_smoke_profile(source: str) -> bool:
     return False
 
 
-def check_notebook(path: str | Path) -> list[str]:
-    """Problems found in the notebook at ``path`` (empty list: clean)."""
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError:  # no git
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def committed_text(path: str | Path) -> str | None:
+    """What ``git add`` would store for ``path``: the output of the clean filter git applies to it.
+    None when none applies (not a git checkout, no ``filter`` attribute, or the filter not installed).
+    A filter that fails raises RuntimeError: git would refuse the commit as well."""
+    path = Path(path).resolve()
+    attr = _git(["check-attr", "filter", "--", str(path)], path.parent)
+    name = attr.rsplit(": ", 1)[-1] if attr else "unspecified"
+    command = _git(["config", "--get", f"filter.{name}.clean"], path.parent)
+    top = _git(["rev-parse", "--show-toplevel"], path.parent)
+    if name in ("unspecified", "unset", "set") or not command or not top:
+        return None
+    with open(path, "rb") as fh:  # git runs the filter through the shell, in the top folder, file on stdin
+        done = subprocess.run(command, shell=True, stdin=fh, cwd=top, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"git clean filter {name!r} failed on {path}: {done.stderr.decode(errors='replace')[-500:]}")
+    return done.stdout.decode("utf-8")
+
+
+def check_notebook(path: str | Path, as_committed: bool = False) -> list[str]:
+    """Problems found in the notebook at ``path`` (empty list: clean); with ``as_committed``, in
+    what git's clean filter makes of it (:func:`committed_text`), if one is installed."""
     path = Path(path)
     try:
-        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-    except Exception as err:  # unreadable JSON, not a notebook
+        text = committed_text(path) if as_committed else None
+        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT) if text is not None else None
+        nb = nb or nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    except Exception as err:  # unreadable JSON, not a notebook, a failing filter
         return [f"cannot read notebook: {type(err).__name__}: {err}"]
     if nb.get("nbformat") != 4:
         return [f"nbformat {nb.get('nbformat')}; expected 4"]
@@ -125,13 +160,14 @@ def check_notebook(path: str | Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    paths = [Path(a) for a in args] or notebook_paths()
+    as_committed = "--as-committed" in args
+    paths = [Path(a) for a in args if a != "--as-committed"] or notebook_paths()
     if not paths:
         print(f"no notebooks found in {ROOT / 'notebooks'}", file=sys.stderr)
         return 1
     bad = 0
     for path in paths:
-        problems = check_notebook(path)
+        problems = check_notebook(path, as_committed)
         bad += bool(problems)
         for problem in problems:
             print(f"{path}: {problem}", file=sys.stderr)

@@ -13,7 +13,16 @@ import sys
 
 from pneumolib.results import project_root, write_text
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "class", "cpu", "gpu")
+
+
+def _machine(meta: dict) -> str:
+    """``2 cores, AVX512 with bf16`` (the CPU kind is recorded by runs since issue 16)."""
+    m = meta.get("machine", {})
+    text = f"{m.get('cpu_count', '?')} cores"
+    if m.get("cpu_capability"):
+        text += f", {m['cpu_capability']}" + (" with native bf16" if m.get("bf16_native") else " without native bf16")
+    return text
 
 
 def _t(s: float) -> str:
@@ -106,9 +115,7 @@ def table(root) -> str:
         for prof, meta in runs.items():
             cells.append(_cell(meta.get("notebooks", {}).get(nb), owned_training_s(root, prof, nb)))
         lines.append(f"| `{nb}` | " + " | ".join(cells) + " |")
-    machines = "; ".join(
-        f"`{p}`: {m.get('machine', {}).get('cpu_count', '?')} cores, {m.get('date', '?')[:10]}" for p, m in runs.items()
-    )
+    machines = "; ".join(f"`{p}`: {_machine(m)}, {m.get('date', '?')[:10]}" for p, m in runs.items())
     lines += [
         "",
         f"As recorded by the last run of each notebook ({machines}). A first run (empty `build/runs/`) trains; "

@@ -1,10 +1,15 @@
 """Committed notebooks are clean (no outputs, no counts, one smoke ``parameters`` cell, no
 ``sys.path`` hacks, the ``python3`` kernelspec): the checks live in ``scripts/check_notebooks_clean.py``;
-fix with ``make strip``."""
+fix with ``make strip``. Checked as git would commit them: with the clean filter of ``make setup``
+installed, outputs that JupyterLab saved into the working copy never reach a commit, so they do not
+fail this test."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -24,8 +29,37 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_is_clean(path):
-    problems = checker.check_notebook(path)
+    problems = checker.check_notebook(path, as_committed=True)
     assert not problems, f"{path.name} is not clean (run `make strip`):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_clean_filter_is_what_counts(tmp_path):
+    """A notebook saved with outputs is clean as committed once a clean filter strips them, and
+    not clean (as committed or on disk) without one."""
+    ran = nbformat.v4.new_code_cell("x = 1\nx", execution_count=1)
+    ran.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
+    path = _write(tmp_path, [_params(), ran])
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert checker.committed_text(path) is None  # no attribute, no filter: the file itself is checked
+    assert any("output" in p for p in checker.check_notebook(path, as_committed=True))
+
+    (tmp_path / ".gitattributes").write_text("*.ipynb filter=strip\n")
+    stripper = tmp_path / "strip.py"
+    stripper.write_text(
+        "import json, sys\n"
+        "nb = json.load(sys.stdin)\n"
+        "for c in nb['cells']:\n"
+        "    c.update(outputs=[], execution_count=None) if c['cell_type'] == 'code' else None\n"
+        "json.dump(nb, sys.stdout)\n"
+    )
+    clean = f'"{sys.executable}" "{stripper}"'
+    subprocess.run(["git", "config", "filter.strip.clean", clean], cwd=tmp_path, check=True)
+    assert checker.check_notebook(path, as_committed=True) == []
+    assert any("output" in p for p in checker.check_notebook(path))  # on disk it still has them
+
+    subprocess.run(["git", "config", "filter.strip.clean", "false"], cwd=tmp_path, check=True)
+    assert any("clean filter 'strip' failed" in p for p in checker.check_notebook(path, as_committed=True))
 
 
 # ---------------------------------------------------------------- the checker itself

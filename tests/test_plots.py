@@ -110,6 +110,15 @@ def test_save_figure_writes_png_under_figures_profile(isolated_root, profile):
     assert not list(path.parent.glob(".*.tmp"))  # atomic write leaves no temporary file
 
 
+def test_a_cell_ending_in_save_figure_shows_no_path(isolated_root):
+    """IPython's display machinery (what a notebook cell's last value goes through) shows nothing."""
+    from IPython.core.formatters import DisplayFormatter
+
+    path = save_figure(plot_size_histogram([1, 2, 3], [4, 5, 6]), "smoke", "01_test_figure")
+    assert DisplayFormatter().format(path) == ({}, {})
+    assert str(path) == str(isolated_root / "figures" / "smoke" / "01_test_figure.png")
+
+
 def test_history_shows_val_auroc_when_recorded_and_marks_the_kept_epoch():
     import pandas as pd
 

@@ -15,10 +15,20 @@ from ..results import atomic_write_bytes, figures_dir
 DPI = 150
 
 
-def save_figure(fig: Figure, profile: str | Profile, name: str) -> Path:
+class SavedFigure(type(Path())):
+    """The path :func:`save_figure` wrote. A notebook cell ending in ``save_figure(...)`` shows only
+    the figure: IPython displays nothing for this value (a local absolute path would otherwise
+    appear above the figure and in every HTML export). ``str()`` and ``print()`` still give the path."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def save_figure(fig: Figure, profile: str | Profile, name: str) -> SavedFigure:
     """Save ``fig`` as ``figures/<profile>/<name>.png`` (dpi 150, tight box), atomically.
 
-    Returns the path written. ``name`` may end in ``.png``; it is not added twice.
+    Returns the path written, as a :class:`SavedFigure` (a path a notebook does not display).
+    ``name`` may end in ``.png``; it is not added twice.
     """
     profile_name = profile.name if isinstance(profile, Profile) else str(profile)
     name = name[:-4] if name.endswith(".png") else name
@@ -26,7 +36,7 @@ def save_figure(fig: Figure, profile: str | Profile, name: str) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return SavedFigure(path)
 
 
 # --------------------------------------------------------------------------- helpers

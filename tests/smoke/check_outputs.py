@@ -10,17 +10,19 @@ notebooks' recorded outputs (scrapbook).
     PNEUMOLAB_PROFILE=gpu-smoke pytest tests/smoke/check_outputs.py   # after a gpu-smoke run
 """
 
+import json
 import os
 
+import nbformat
 import pandas as pd
 import pytest
 
 from pneumolib import schema
-from pneumolib.data import kermany_available
+from pneumolib.data import data_root, kermany_available
 from pneumolib.models import MODEL_NAMES
 from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.report.context import expected_arms
-from pneumolib.results import build_dir
+from pneumolib.results import build_dir, project_root
 
 P = get_profile(os.environ.get("PNEUMOLAB_PROFILE", "smoke"))
 KERMANY = kermany_available()
@@ -124,3 +126,17 @@ def test_saved_probabilities_lie_in_0_1_and_cover_val_and_test():
         assert probs.notna().all().all() and ((probs >= 0) & (probs <= 1)).all().all(), path
         if probs.shape[1] > 1:  # softmax rows sum to 1
             assert (probs.sum(axis=1) - 1).abs().max() < 1e-4, path
+
+
+def test_no_cell_shows_a_local_path():
+    """Executed notebooks (what HTML exports and shared copies contain) never show where the project
+    or the data live on this machine: no absolute path, no ``PosixPath(...)`` repr."""
+    executed = sorted(build_dir("executed", P.name).glob("*.ipynb"))
+    assert executed, f"no executed notebooks under {build_dir('executed', P.name)}"
+    local = {str(project_root()), str(data_root(must_exist=False)), "PosixPath(", "WindowsPath("}
+    found = []
+    for path in executed:
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            text = json.dumps(cell.get("outputs", []))
+            found += [f"{path.name} cell {i}: {s}" for s in local if s in text]
+    assert found == []
