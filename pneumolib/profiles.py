@@ -45,7 +45,9 @@ class Profile:
     # per-task changes to the protocol: {task: {TrainConfig field: value, "epochs_by_model": {...}}}
     protocol_by_task: dict[str, dict] = field(default_factory=dict)
     weights: str = "none"  # ResNet18 and DenseNet121: "none" (from scratch) or "imagenet"; see weights_for
-    bf16: bool = False  # bfloat16 autocast (+ channels_last): on CPU see scripts/benchmark.py; AMP on CUDA
+    # bfloat16 autocast (+ channels_last) where the machine does bf16 natively (AVX-512 BF16/AMX CPUs, recent GPUs);
+    # fp32 elsewhere: pneumolib.loop.use_bf16 decides per machine, benchmarks/BENCHMARK.md has the speeds
+    bf16: bool = False
     augment: dict = field(default_factory=dict)  # overrides of transforms.Augment (flip 0.5, rotation 10)
     device: str = "cpu"  # "cpu" or "cuda" (needs a GPU: see pneumolib.loop.resolve_device)
 
@@ -185,6 +187,7 @@ PROFILES: dict[str, Profile] = {
         max_epochs=2,
         head_epochs=1,
         patience=2,
+        bf16=True,  # as on gpu; on a CPU only where bf16 is native (pneumolib.loop.use_bf16)
     ),
 }
 

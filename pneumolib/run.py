@@ -47,6 +47,7 @@ from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
 from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
+from .loop import precision_info
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
 from .results import (
     CorruptArtefactError,
@@ -219,7 +220,7 @@ def machine_info() -> dict:
     }
     try:
         info["torch"] = torch.__version__
-        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info.update(precision_info())  # which CPU features the timings relied on (bf16 only where native)
         if torch.cuda.is_available():
             info["cuda_device"] = torch.cuda.get_device_name(0)
     except Exception:  # torch missing or broken: metadata must not stop a run

@@ -27,10 +27,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .data import ImageSet, load_binary_splits, load_three_class_splits
-from .loop import TrainConfig, fit, latency_ms, logits_to_proba, predict_logits, resolve_device, seed_everything
+from .loop import (
+    TrainConfig,
+    fit,
+    latency_ms,
+    logits_to_proba,
+    precision_info,
+    predict_logits,
+    resolve_device,
+    seed_everything,
+    use_bf16,
+)
 from .models import MODEL_NAMES, Classifier, build_model, weights_source
 from .profiles import PROFILES, Profile, get_profile, profile_hash, require_profile
 from .results import (
@@ -244,7 +253,7 @@ def train_or_load(
             ms_per_img=ms,
             latency_ms_b1=latency,
             device=str(device),
-            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+            **precision_info(),
             train_images=len(splits["train"]),
             img_per_s_train=len(splits["train"]) * len(result.history) / max(result.train_time_s, 1e-9),
             parameters=sum(p.numel() for p in model.parameters()),
@@ -288,7 +297,7 @@ def config_for(
         # channels_last stays off for DenseNet121 by default because the three-class runs were
         # trained so (an early measurement under load said slower); benchmarks/BENCHMARK.md now
         # measures it 1.27x faster, and the cpu profile turns it on for the binary task
-        bf16=prof.bf16,
+        bf16=use_bf16(prof.bf16, prof.device),  # only where the machine does bf16 natively; else fp32
         channels_last=prof.bf16 and model_name != "densenet121",
         augment=Augment(**prof.augment),
         seed=seed,

@@ -40,6 +40,7 @@ GRID = [  # (model, input px, note)
 ]
 MODES = {
     "fp32": dict(bf16=False, channels_last=False),
+    "fp32+channels_last": dict(bf16=False, channels_last=True),
     "bf16": dict(bf16=True, channels_last=False),
     "bf16+channels_last": dict(bf16=True, channels_last=True),
 }

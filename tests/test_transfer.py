@@ -69,7 +69,16 @@ def test_gpu_profiles_are_the_decks_setting_and_share_its_code_path():
     assert (gpu.binary_data, gpu.binary_size, gpu.kermany_size) == ("kermany", 224, 224)
     assert (gpu.lr, gpu.batch_size, gpu.max_epochs, gpu.patience, gpu.head_epochs) == (1e-4, 32, 30, 5, 5)
     assert len(gpu.seeds) == 3 and gpu.device == "cuda" and gpu.full_kermany
-    for name in ("binary_data", "kermany_size", "weights", "loss", "multiclass_loss", "augment", "protocol_by_task"):
+    for name in (
+        "binary_data",
+        "kermany_size",
+        "weights",
+        "bf16",
+        "loss",
+        "multiclass_loss",
+        "augment",
+        "protocol_by_task",
+    ):
         assert getattr(gs, name) == getattr(gpu, name), name
     assert (gs.seeds, gs.head_epochs, gs.max_epochs, gs.device) == ((0,), 1, 2, "cpu")
 
@@ -312,3 +321,29 @@ def test_gpu_check_with_stand_in_weights_reports_speed_only(isolated_root, kerma
     assert report["models"][1]["weights_source"].startswith("stand-in") and report["models"][1]["auroc"] is None
     assert report["models"][1]["head_epochs"] == 1 and report["models"][0]["head_epochs"] == 0
     assert report["projection"]["30_epochs_h"] > report["projection"]["15_epochs_h"] > 0
+
+
+# --------------------------------------------------------------------------- precision per machine
+def test_bf16_only_where_the_cpu_does_it_natively(monkeypatch):
+    from pneumolib.train import config_for
+
+    monkeypatch.delenv(loop.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)  # an AVX2-only laptop
+    assert not loop.use_bf16(True) and not config_for(get_profile("cpu"), "resnet18", task="binary").bf16
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)  # AVX-512 BF16 / AMX
+    assert loop.use_bf16(True) and config_for(get_profile("cpu"), "resnet18", task="binary").bf16
+    assert not loop.use_bf16(False)  # a profile that asks for fp32 gets fp32
+    monkeypatch.setenv(loop.PRECISION_ENV, "fp32")
+    assert not loop.use_bf16(True)
+    monkeypatch.setenv(loop.PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="PNEUMOLAB_PRECISION"):
+        loop.use_bf16(True)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else None
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo: decided by measurement")
+    loop.cpu_has_native_bf16.cache_clear()
+    assert loop.cpu_has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    assert loop.precision_info()["bf16_native"] == loop.cpu_has_native_bf16()
