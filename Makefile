@@ -59,7 +59,7 @@ test: setup ## lint, unit tests, every notebook once (smoke), checks on what the
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest tests
 	@# each notebook runs once, through the runner (papermill), which records run metadata
-	$(BIN)/python -m pneumolib.run --profile smoke
+	$(BIN)/python -m pneumolib.run --profile smoke --cell-timeout 1200
 	$(BIN)/pytest tests/smoke/check_outputs.py
 	$(BIN)/python -m pneumolib.report --profile smoke
 	$(MAKE) --no-print-directory test-gpu-smoke
@@ -68,7 +68,7 @@ test-gpu-smoke: setup ## every notebook on gpu-smoke (the gpu code path, tiny, C
 	@# stand-in weights: random init under torchvision's file names, never committed, never results
 	export TORCH_HOME="$$(mktemp -d)" && \
 	$(BIN)/python scripts/make_standin_weights.py && \
-	$(BIN)/python -m pneumolib.run --profile gpu-smoke && \
+	$(BIN)/python -m pneumolib.run --profile gpu-smoke --cell-timeout 1200 && \
 	PNEUMOLAB_PROFILE=gpu-smoke $(BIN)/pytest tests/smoke/check_outputs.py; \
 	status=$$?; rm -rf "$$TORCH_HOME"; exit $$status
 

@@ -331,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     p.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a notebook whose cell runs longer than this (default: no limit; make test uses one, so a hung "
+        "kernel fails CI instead of stalling it)",
+    )
+    p.add_argument(
         "--cell-progress", action="store_true", help="also show papermill's per-cell progress bar inside each notebook"
     )
     return p
@@ -432,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 kernel_name=args.kernel,
                 language="python",
                 progress_bar=args.cell_progress,
+                execution_timeout=args.cell_timeout,
             )
         except KeyboardInterrupt:
             wall = time.perf_counter() - t0
