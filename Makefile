@@ -54,7 +54,7 @@ lab: setup ## open the course in JupyterLab (127.0.0.1) with the project's kerne
 run: setup ## execute the notebooks into build/executed/$(PROFILE)/ (ONLY="03 04" to pick some)
 	$(BIN)/python -m pneumolib.run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
 
-test: setup ## lint, unit tests, every notebook once (smoke), checks on what they wrote, the smoke PDF
+test: setup ## lint, unit tests, every notebook once (smoke, then gpu-smoke), output checks, smoke PDF, browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest tests
@@ -63,6 +63,7 @@ test: setup ## lint, unit tests, every notebook once (smoke), checks on what the
 	$(BIN)/pytest tests/smoke/check_outputs.py
 	$(BIN)/python -m pneumolib.report --profile smoke
 	$(MAKE) --no-print-directory test-gpu-smoke
+	$(MAKE) --no-print-directory test-browser
 
 test-gpu-smoke: setup ## every notebook on gpu-smoke (the gpu code path, tiny, CPU) with stand-in weights in a temporary TORCH_HOME
 	@# stand-in weights: random init under torchvision's file names, never committed, never results
