@@ -121,8 +121,8 @@ def _context_and_card(profile: Profile) -> tuple[dict, list[dict]]:
         make_entry(1, "Per-run results and audit details", appendix=True, prose="appendix-runs"),
         make_entry(2, "Runs", per_run_blocks(binary, three), appendix=True),
         *appendix_tables,
-        make_entry(1, "Additional figures", extra_figures, appendix=True, prose="appendix-figures"),
         make_entry(1, "Run metadata", [{"kind": "facts", "rows": facts["facts"]}, facts["notebooks"]], appendix=True),
+        make_entry(1, "Additional figures", extra_figures, appendix=True, prose="appendix-figures"),
     ]
     return {
         "profile": res.name,
