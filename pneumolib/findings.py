@@ -36,6 +36,7 @@ __all__ = [
     "shift_findings",
     "ensemble_findings",
     "budget_findings",
+    "best_model_findings",
     "budget_label",
     "members_text",
     "coverage_findings",
@@ -303,6 +304,42 @@ def ensemble_findings(cal: Mapping | None = None, three: Mapping | None = None) 
     return out or [_na("Ensembles", "no ensemble recorded")]
 
 
+# --------------------------------------------------------------------------- which model is best
+def _ranked(entries: Sequence[tuple[str, Any]]) -> tuple[str, str, str] | None:
+    """(``"ResNet18 has the highest"``, its value, the others): order and words come from the printed numbers."""
+    ok = sorted(((n, v) for n, v in entries if _ok(v)), key=lambda e: -e[1])
+    if not ok:
+        return None
+    top = [n for n, v in ok if fmt(v) == fmt(ok[0][1])]
+    rest = ", ".join(f"{n} {fmt(v)}" for n, v in ok if n not in top)
+    lead = f"{_join(top)} {'share' if len(top) > 1 else 'has'} the highest"
+    return lead, fmt(ok[0][1]), rest
+
+
+def best_model_findings(binary: Mapping | None = None, three: Mapping | None = None) -> list[str]:
+    """The model with the highest mean test score of each task (AUROC; macro-F1 for three classes)."""
+    out = []
+    for task, results, key, metric, label in (
+        ("binary", binary, "at_05", "auroc", "AUROC"),
+        ("three-class", three, "test", "macro_f1", "macro-F1"),
+    ):
+        models = (results or {}).get("models") or {}
+        entries = [
+            (e.get("display_name"), ((e.get("summary") or {}).get(key) or {}).get(metric, {}).get("mean"))
+            for e in models.values()
+        ]
+        ranked = _ranked(entries)
+        if not ranked:
+            out.append(_na(f"Best {task} model", "no models recorded"))
+            continue
+        lead, value, rest = ranked
+        data = ((results or {}).get("meta") or {}).get("dataset", "")
+        seeds = len(((results or {}).get("meta") or {}).get("seeds") or [])
+        s = f"On {data} ({task}, official test split, mean over {seeds} seeds), {lead} test {label}, {value}"
+        out.append(s + (f"; the others: {rest}." if rest else "."))
+    return out
+
+
 # --------------------------------------------------------------------------- budgets
 def budget_label(entry: Mapping) -> str:
     """``"5-epoch budget; best epoch = last in 3/3 seeds"`` for one model entry of a task file."""
@@ -443,6 +480,7 @@ def key_findings(profile: Profile) -> dict[str, list[str]]:
         "training budgets": (budget_findings(binary, "binary") if binary else miss["binary"])
         + (budget_findings(three, "three-class") if three else []),
         "data coverage": coverage_findings(r["data"], three),
+        "best models": best_model_findings(binary, three) if (binary or three) else miss["binary"],
         "Grad-CAM": gradcam_findings(r["gradcam"]) if r["gradcam"] else miss["gradcam"],
     }
 

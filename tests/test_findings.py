@@ -185,3 +185,20 @@ def test_smoke_like_results_with_undefined_numbers_render():
     cal = cal_file(scores(None, None, None), scores(None, None, None), t=None)
     text = " ".join(F.temperature_findings(copy.deepcopy(cal)) + F.target_findings(cal) + F.threshold_findings(cal))
     assert "n/a" in text
+
+
+def test_best_model_is_decided_by_the_printed_numbers():
+    from pneumolib.findings import best_model_findings
+
+    def entry(name, auroc):
+        return {"display_name": name, "summary": {"at_05": {"auroc": {"mean": auroc}}}}
+
+    binary = {"meta": {"dataset": "D", "seeds": [0, 1]}, "models": {"a": entry("A", 0.9612), "b": entry("B", 0.9704)}}
+    s = best_model_findings(binary)[0]
+    assert "B has the highest test AUROC, 0.970" in s and "the others: A 0.961" in s
+    binary["models"]["a"] = entry("A", 0.97041)  # equal as printed: a shared first place
+    assert (
+        "A and B share the highest" in best_model_findings(binary)[0]
+        or "B and A share the highest" in (best_model_findings(binary)[0])
+    )
+    assert "not available" in best_model_findings({"models": {}})[0]

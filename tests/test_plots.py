@@ -143,3 +143,43 @@ def test_history_shows_val_auroc_when_recorded_and_marks_the_kept_epoch():
     old = h.drop(columns="val_auroc")  # runs trained before val AUROC was recorded
     assert plot_history({"seed 0": old}).axes[1].get_ylabel() == "validation accuracy"
     plt.close("all")
+
+
+def _history(n, offset=0.0):
+    import pandas as pd
+
+    e = np.arange(1, n + 1)
+    return pd.DataFrame(
+        dict(epoch=e, phase="full", train_loss=1 / e, val_loss=1 / e + offset, val_accuracy=0.5 + e / 100, lr=1e-3 / e)
+    )
+
+
+def test_history_of_several_models_draws_one_mean_line_and_band_per_model():
+    from pneumolib.plots import plot_history
+
+    runs = {f"{m} s{s}": _history(4 + s, 0.1 * s) for m in ("CNN", "ResNet18") for s in range(3)}
+    fig = plot_history(runs, "curves", best_epochs={k: 2 for k in runs})
+    loss_ax, val_ax, _ = fig.axes
+    solid = [ln for ln in val_ax.get_lines() if ln.get_linestyle() == "-"]
+    assert len(solid) == 2  # one mean line per model, not one per run
+    assert len(val_ax.collections) == 2  # one ± std band per model
+    assert "mean ± std" in fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["CNN (n = 3)", "ResNet18 (n = 3)"]
+    one_model = plot_history({f"CNN s{s}": _history(4) for s in range(3)})  # one model: a line per seed
+    assert len([ln for ln in one_model.axes[1].get_lines() if ln.get_linestyle() == "-"]) == 3
+    plt.close("all")
+
+
+def test_metric_bars_label_every_bar_zoom_the_axis_and_keep_the_legend_outside():
+    from pneumolib.plots import plot_metric_bars
+
+    rows = {m: {k: {"mean": v, "std": 0.01} for k in ("accuracy", "auroc")} for m, v in (("A", 0.91), ("B", 0.93))}
+    fig = plot_metric_bars(rows, keys=("accuracy", "auroc"))
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.910", "0.910", "0.930", "0.930"]
+    lo = ax.get_ylim()[0]
+    assert lo == pytest.approx(0.85) and "axis starts at 0.85" in ax.get_ylabel()
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().y0 >= ax.bbox.y1 - 1  # above the axes, outside the data
+    assert plot_metric_bars(rows, keys=("accuracy",), zoom=False).axes[0].get_ylim()[0] == 0
+    plt.close("all")

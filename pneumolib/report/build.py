@@ -10,10 +10,29 @@ from pathlib import Path
 from ..findings import key_findings
 from ..profiles import PROFILES, Profile, get_profile
 from ..results import atomic_write_bytes, project_root, write_json, write_text
-from .blocks import ReportError, blocks_to_markdown, heading, make_section
-from .card import model_card_blocks
+from .blocks import ReportError, blocks_to_markdown, bullets, para
+from .card import limitations, model_card_blocks
 from .context import METADATA_FILE, RESULT_FILES, Results, cover
-from .sections import section_augmentation, section_calibration, section_data, section_gradcam
+from .paper import (
+    AUTHORS,
+    NOTICE,
+    REFERENCES,
+    abstract,
+    conclusions,
+    discussion_blocks,
+    key_findings_list,
+    methods_blocks,
+    per_run_blocks,
+    place_figures,
+    results_extra,
+)
+from .sections import (
+    section_augmentation,
+    section_calibration,
+    section_data,
+    section_gradcam,
+    section_operating_points,
+)
 from .task_sections import section_binary, section_hierarchical, section_three_class
 
 REFERENCE_PROFILE = "cpu"  # its report is committed as report/report.pdf
@@ -53,56 +72,110 @@ def _context_and_card(profile: Profile) -> tuple[dict, list[dict]]:
     cal, cams = res.get("calibration"), res.get("gradcam")
     card = model_card_blocks(profile, res, raise_problems=False)
     res.raise_problems()
-    sections = [
-        section_data(res, data),
-        section_augmentation(res, data),
-        section_binary(res, binary, data),
-        section_three_class(res, three, data),
-        section_hierarchical(res, hier, data),
-        section_calibration(res, cal),
-        section_gradcam(res, cams),
-        make_section(
-            "09",
-            "Ethics, limitations and the model card",
-            [res.notebook("09")],
-            [heading("Model card")]
-            + [dict(b, level=b["level"] + 1) if b["kind"] == "heading" else b for b in card[1:]],
-        ),
-    ]
     found = key_findings(profile)
+    facts = cover(res)
+    placed, extra_figures = place_figures(res)
+    extra = results_extra(cal, cams)
+    appendix_tables: list[dict] = []
+
+    def part(section: dict, level: int, figures_key: str = "", title: str = "", more: list | None = None) -> dict:
+        """A section for the template: its main-text blocks, generated sentences and figures; detail
+        tables (``place: "appendix"``) go to the appendix under the section's title."""
+        main = [b for b in section["blocks"] if b.get("place") != "appendix"]
+        detail = [b for b in section["blocks"] if b.get("place") == "appendix"]
+        if detail:
+            appendix_tables.append(make_entry(2, title or section["title"], detail, appendix=True))
+        blocks = main + (more or []) + (placed.get(figures_key, []) if section["status"] == "ok" else [])
+        return make_entry(
+            level, title or section["title"], blocks, section["notebooks"], section["status"], section["reason"]
+        )
+
+    settings = next((v for k, v in facts["facts"] if k == "Settings"), "")
+    data_section = section_data(res, data)
+    coverage = para(" ".join(found.get("data coverage") or []), lead="Data used for the three-class task.")
+    results = [
+        part(section_binary(res, binary, data), 2, "binary"),
+        part(section_three_class(res, three, data), 2, "three_class"),
+        part(section_hierarchical(res, hier, data), 2, "hierarchical"),
+        part(section_calibration(res, cal), 2, "calibration", more=extra["calibration"]),
+        part(section_operating_points(res, cal), 2, "operating_points"),
+        part(section_gradcam(res, cams), 2, "gradcam", "Grad-CAM: where the models look", more=extra["gradcam"]),
+    ]
+    part(section_augmentation(res, data), 2)  # only its cost table is shown, in the appendix
+    main = [
+        make_entry(1, "Introduction", prose="introduction"),
+        part(data_section, 1, "data", "Data", more=[coverage]),
+        make_entry(1, "Methods", methods_blocks(res, binary, three, hier, cal, settings), prose="methods"),
+        make_entry(1, "Results", prose="results"),
+        *results,
+        make_entry(1, "Discussion", discussion_blocks(found, three, placed), prose="discussion"),
+        make_entry(
+            1,
+            "Ethics and responsible use",
+            [bullets(limitations(data if isinstance(data, dict) else None, res.profile), lead="Limitations:")],
+            prose="ethics",
+        ),
+        make_entry(1, "Conclusions", [bullets(conclusions(found))], prose="conclusions"),
+    ]
+    appendix = [
+        make_entry(1, "Per-run results and audit details", appendix=True, prose="appendix-runs"),
+        make_entry(2, "Runs", per_run_blocks(binary, three), appendix=True),
+        *appendix_tables,
+        make_entry(1, "Run metadata", [{"kind": "facts", "rows": facts["facts"]}, facts["notebooks"]], appendix=True),
+        make_entry(1, "Additional figures", extra_figures, appendix=True, prose="appendix-figures"),
+    ]
     return {
         "profile": res.name,
         "profile_hash": res.hash,
-        "cover": cover(res),
-        "abstract": abstract(found),
-        "key_findings": [{"title": title[0].upper() + title[1:], "items": items} for title, items in found.items()],
-        "sections": sections,
+        "front": {
+            "title": facts["title"],
+            "subtitle": facts["subtitle"],
+            "authors": AUTHORS,
+            "notice": NOTICE,
+            "line": front_line(res, facts),
+            "abstract": abstract(found, binary, three),
+            "key_findings": key_findings_list(found),
+        },
+        "sections": main,
+        "appendix": appendix,
+        "references": REFERENCES,
         "model_card_title": card[0]["text"],
     }, card
 
 
-ABSTRACT_LEAD = (
-    "PneumoLab trains small convolutional networks from scratch to tell normal from pneumonia "
-    "(PneumoniaMNIST) and normal from bacterial and viral pneumonia (Kermany), and reports every result "
-    "with its data, pretraining, threshold and seeds."
-)
-
-
-def abstract(found: dict[str, list[str]]) -> str:
-    """A short abstract: a number-free lead, then the first generated finding of the main topics."""
-    topics = {  # topic -> which of its sentences (the one with the measured effect)
-        "data coverage": 0,
-        "thresholds and the validation vs test shift": 1,
-        "temperature scaling": 0,
-        "framing shortcut": 1,
+def make_entry(
+    level: int,
+    title: str,
+    blocks: list[dict] | None = None,
+    notebooks: list[str] | None = None,
+    status: str = "ok",
+    reason: str = "",
+    prose: str = "",
+    appendix: bool = False,
+) -> dict:
+    """One heading of the paper with its blocks (``prose``: the id of number-free text in the template)."""
+    return {
+        "level": level,
+        "title": title,
+        "blocks": blocks or [],
+        "notebooks": notebooks or [],
+        "status": status,
+        "reason": reason,
+        "prose": prose,
+        "appendix": appendix,
     }
-    picked = []
-    for topic, i in topics.items():
-        items = found.get(topic) or []
-        sentence = items[min(i, len(items) - 1)] if items else ""
-        if sentence and "not available" not in sentence:
-            picked.append(sentence)
-    return " ".join([ABSTRACT_LEAD, *picked])
+
+
+def front_line(res: Results, facts: dict) -> str:
+    meta = res.run_meta or {}
+    commit = ((meta.get("git") or {}).get("commit") or "")[:12]
+    date = (meta.get("date") or "")[:10]
+    parts = [f"Profile {res.name} ({res.hash})"]
+    if date:
+        parts.append(f"notebooks run {date}")
+    if commit:
+        parts.append(f"commit {commit}")
+    return " · ".join(parts)
 
 
 def report_paths(profile: Profile) -> dict[str, Path]:

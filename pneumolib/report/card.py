@@ -50,7 +50,7 @@ def _binary_card_table(binary: dict) -> dict:
     )
 
 
-def _limitations(data: dict | None, prof) -> list[str]:
+def limitations(data: dict | None, prof) -> list[str]:
     data = data or {}
     ov = data.get("overlap_full") or data.get("overlap_present") or {}
     cov = data.get("kermany_coverage") or {}
@@ -264,7 +264,7 @@ def model_card_blocks(profile: Profile, res: Results | None = None, raise_proble
     blocks.append(heading("Findings: what the numbers say"))
     blocks.extend(_findings_card_blocks(binary, three, cal))
     blocks.append(heading("Limitations and ethical considerations"))
-    blocks.append(bullets(_limitations(data if isinstance(data, dict) else None, prof)))
+    blocks.append(bullets(limitations(data if isinstance(data, dict) else None, prof)))
     blocks.append(heading("What real deployment would require"))
     blocks.append(
         bullets(

@@ -8,17 +8,15 @@ from .blocks import (
     bullets,
     fmt_num,
     fmt_pct,
-    heading,
     is_num,
     make_section,
     note_block,
     para,
     table,
 )
-from .context import Results, figures
+from .context import Results
 from .tables import (
     MULTI_METRICS,
-    calibration_table,
 )
 
 
@@ -133,9 +131,7 @@ def section_data(res: Results, data: dict) -> dict:
                 "available for this profile."
             )
         )
-    return make_section(
-        "01", "Data: what is in the chest X-ray folders", [res.notebook("01")], blocks + figures(res, ["01"])
-    )
+    return make_section("01", "Data: what is in the chest X-ray folders", [res.notebook("01")], blocks)
 
 
 def section_augmentation(res: Results, data: dict) -> dict:
@@ -146,16 +142,21 @@ def section_augmentation(res: Results, data: dict) -> dict:
     rows += [[f"Custom CNN training step, batch of 32 ({size})", f"{fmt_num(ms, 1)} ms"] for size, ms in step.items()]
     if rows:
         blocks.append(
-            table(
-                ["Cost on this machine", "Time"], rows, caption="What augmentation costs compared with a training step."
+            dict(
+                table(
+                    ["Cost on this machine", "Time"],
+                    rows,
+                    caption="What augmentation costs compared with a training step.",
+                ),
+                place="appendix",
             )
         )
-    return make_section("02", "Augmentation", [res.notebook("02")], blocks + figures(res, ["02"]))
+    return make_section("02", "Augmentation", [res.notebook("02")], blocks)
 
 
 # ---- notebook 07: ensembles, calibration, operating points
 def section_calibration(res: Results, cal: dict | Skipped) -> dict:
-    nbs, title = [res.notebook("07")], "Ensembles, calibration and operating points"
+    nbs, title = [res.notebook("07")], "Ensembles and calibration"
     if isinstance(cal, Skipped):
         return make_section("07", title, nbs, [], cal)
     meta = cal.get("meta") or {}
@@ -192,30 +193,20 @@ def section_calibration(res: Results, cal: dict | Skipped) -> dict:
                 caption="Three classes: ensembles vs their members on the test split (argmax).",
             )
         )
-    blocks.append(heading("Calibration", 3))
     for key, task in (("binary", "Binary"), ("three_class", "Three classes")):
         section = cal.get(key)
         if isinstance(section, dict) and section.get("skipped"):
             blocks.append(note_block(f"{task} calibration skipped: {section['skipped']}"))
-        elif isinstance(section, dict) and section:
-            blocks.append(calibration_table(section, task))
-    target = cal.get("target") or {}
-    if target:
-        met = target.get("met")
-        value = next((target[k] for k in ("value", "ece", "achieved") if k in target), None)
-        blocks.append(
-            para(
-                f"{target.get('metric', 'metric')} ≤ {fmt_num(target.get('limit'))} on profile "
-                f"{target.get('profile', res.name)}: "
-                + ("met" if met else "not met")
-                + (f" ({fmt_num(value)})" if value is not None else "")
-                + ".",
-                lead="Target.",
-            )
-        )
+    return make_section("07", title, nbs, blocks)
+
+
+def section_operating_points(res: Results, cal: dict | Skipped) -> dict:
+    nbs, title = [res.notebook("07")], "Operating points"
+    if isinstance(cal, Skipped):
+        return make_section("07", title, nbs, [], cal)
+    blocks: list[dict] = []
     op = cal.get("operating_points") or {}
     if op.get("thresholds"):
-        blocks.append(heading("Operating points", 3))
         rows, sentences = [], []
         for name, e in op["thresholds"].items():
             t = e.get("test") or {}
@@ -265,7 +256,7 @@ def section_calibration(res: Results, cal: dict | Skipped) -> dict:
         )
         if sentences:
             blocks.append(bullets(sentences, lead="On the test set:"))
-    return make_section("07", title, nbs, blocks + figures(res, ["07"]))
+    return make_section("07", title, nbs, blocks)
 
 
 # ---- notebook 08: Grad-CAM
@@ -308,6 +299,7 @@ def section_gradcam(res: Results, cams: dict | Skipped) -> dict:
                 first_cols=2,
                 caption="Where each Grad-CAM map comes from, and how coarse it is.",
             )
+            | {"place": "appendix"}
         )
     border = cams.get("border_mass") or {}
     if border:
@@ -374,4 +366,4 @@ def section_gradcam(res: Results, cams: dict | Skipped) -> dict:
                 caption=f"Three-class cases explained ({three.get('model', '')}, seed {three.get('seed')}).",
             )
         )
-    return make_section("08", title, nbs, blocks + figures(res, ["08"]))
+    return make_section("08", title, nbs, blocks)
