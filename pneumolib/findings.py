@@ -212,7 +212,8 @@ def threshold_findings(cal: Mapping, binary: Mapping | None = None) -> list[str]
             (d, f"the {name} threshold's specificity {word} from {fmt(vs, 2)} on validation to {fmt(ts, 2)} on test")
         )
     if drops:
-        s = f"For {op.get('ensemble', 'the ensemble')}, {_join([t for _, t in drops])}"
+        name = str(op.get("ensemble") or "the ensemble").removeprefix("Ensemble: ")
+        s = f"For the ensemble ({name}), {_join([t for _, t in drops])}"
         if any(d == -1 for d, _ in drops):
             s += ": the validation-chosen thresholds did not carry over to the test set"
         out.append(s + ".")
