@@ -164,6 +164,20 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+PRECISION_FIELDS = ("bf16", "channels_last")  # how a run was computed, chosen per machine: not its recipe
+
+
+def same_recipe(stored: dict | None, config: TrainConfig) -> bool:
+    """True when a stored config (a run marker's ``config``) trains the same recipe as ``config``, whatever
+    precision and memory format each machine chose (fields a marker predates count at their defaults)."""
+    if not isinstance(stored, dict):
+        return False
+    ours, defaults = dataclasses.asdict(config), dataclasses.asdict(TrainConfig())
+    if set(stored) - set(ours):
+        return False
+    return all(stored.get(k, defaults[k]) == v for k, v in ours.items() if k not in PRECISION_FIELDS)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU runs are then bit-for-bit repeatable)."""
     random.seed(seed)

@@ -37,6 +37,7 @@ from .loop import (
     precision_info,
     predict_logits,
     resolve_device,
+    same_recipe,
     seed_everything,
     use_bf16,
 )
@@ -136,11 +137,13 @@ def _check_run_tables(
 
 
 def _load_finished(
-    run_dir: Path, model: Classifier, splits: dict[str, ImageSet], config_key: str, fingerprint: str
+    run_dir: Path, model: Classifier, splits: dict[str, ImageSet], config: TrainConfig, fingerprint: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
     """``(history, predictions, info)`` of the finished run in ``run_dir``, with the best weights loaded
     into ``model``; None if it must be retrained: another config or data, an older model definition,
-    or a damaged file (set aside with a note naming it).
+    or a damaged file (set aside with a note naming it). A run that differs from ``config`` only in its
+    precision (bf16 / channels_last, chosen per machine) is the same recipe and is loaded: a run trained
+    with native bf16 and shared with an fp32 machine is not retrained there; its marker says how it was trained.
 
     Every file is checked against the sha256 and row count ``done.json`` records for it; a marker of
     an earlier version (no ``files``) gets the checks that need no checksum: a readable checkpoint,
@@ -152,7 +155,9 @@ def _load_finished(
         missing = [k for k in MARKER_KEYS if k not in info]
         if missing:
             raise CorruptArtefactError(done_path, f"is not a finished-run marker (lacks {', '.join(missing)})")
-        if info["config_key"] != config_key or info["data"] != fingerprint:
+        if info["data"] != fingerprint or not (
+            info["config_key"] == config.key() or same_recipe(info.get("config"), config)
+        ):
             return None
         for name, record in (info.get("files") or {}).items():
             verify_file(run_dir / name, record)
@@ -216,7 +221,7 @@ def train_or_load(
             config = dataclasses.replace(config, head_epochs=prof.head_epochs)
         finished = done_path.exists()
         if finished and not retrain:
-            loaded = _load_finished(run_dir, model, splits, config.key(), fingerprint)
+            loaded = _load_finished(run_dir, model, splits, config, fingerprint)
             if loaded is not None:
                 return Run(task, model_name, seed, prof.name, model, *loaded, loaded=True)
             seed_everything(seed)  # the failed load may have changed the weights: start as a fresh run does

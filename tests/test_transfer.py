@@ -347,3 +347,22 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     loop.cpu_has_native_bf16.cache_clear()
     assert loop.cpu_has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
     assert loop.precision_info()["bf16_native"] == loop.cpu_has_native_bf16()
+
+
+def test_a_run_trained_in_bf16_is_loaded_on_an_fp32_machine(isolated_root, monkeypatch):
+    """Shared runs (pneumolib.runs) must not be retrained because the importing CPU lacks native bf16."""
+    from pneumolib.train import config_for, train_or_load
+
+    monkeypatch.delenv(loop.PRECISION_ENV, raising=False)
+    splits = toy_splits(32)
+    prof = dataclasses.replace(get_profile("smoke"), bf16=True, max_epochs=1)
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    first = train_or_load("binary", "simple_cnn", splits, prof, 0, progress=False)
+    assert first.info["config"]["bf16"] and not first.loaded
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)  # the student's AVX2 laptop
+    assert not config_for(prof, "simple_cnn", task="binary").bf16
+    again = train_or_load("binary", "simple_cnn", splits, prof, 0, progress=False)
+    assert again.loaded and again.info["config"]["bf16"]  # loaded, and its marker says how it was trained
+    other = dataclasses.replace(prof, lr=0.5)  # another recipe is retrained
+    assert not train_or_load("binary", "simple_cnn", splits, other, 0, progress=False).loaded
+    assert not loop.same_recipe({**first.info["config"], "unknown_field": 1}, config_for(prof, "simple_cnn"))
