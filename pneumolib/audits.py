@@ -104,9 +104,10 @@ def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:
     """Width / height of each image file, read from the file header (no decoding).
 
-    The loaders centre-crop every X-ray to a square (``data._decode``), so the models never see
-    this ratio; a loader that squeezed images instead would keep it as a distortion of the
-    anatomy, a cue a model can learn (notebook 05 measures how it differs by class and split).
+    The default loader centre-crops every X-ray to a square (``data._decode``): the ratio itself is
+    gone, but how the patient is framed in the crop still follows it, and a squeezed or letterboxed
+    image would carry it outright. Notebook 05 measures how it differs by class and split and how
+    the error rate follows it; ``scripts/framing_study.py`` compares the framings.
     """
     out = np.empty(len(paths))
     for i, p in enumerate(paths):

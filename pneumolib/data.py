@@ -389,40 +389,58 @@ def to_gray8(im):
     return Image.fromarray(np.clip(np.rint(values * (255 / full)), 0, 255).astype(np.uint8), "L")
 
 
-def _decode(path: str, size: int) -> np.ndarray:
-    """Grayscale (:func:`to_gray8`), centre square crop (as MedMNIST does), resize to ``size`` x ``size``.
+#: how a non-square X-ray becomes a square input: "crop" (centre square, as MedMNIST does; the default),
+#: "crop80" (centre square of 80% of the short side: less of the patient's framing), "letterbox" (the whole
+#: image, padded with black to a square), "resize" (the whole image, squeezed to a square)
+FRAMINGS = ("crop", "crop80", "letterbox", "resize")
 
-    Cropping instead of squeezing matters: in this dataset the width/height ratio differs between
-    classes and between the train and test folders, so a squeezed image carries a shape cue that
-    does not transfer (notebook 05 measures it).
+
+def _decode(path: str, size: int, framing: str = "crop") -> np.ndarray:
+    """Grayscale (:func:`to_gray8`), made square by ``framing`` (:data:`FRAMINGS`), resized to ``size`` x ``size``.
+
+    The framing matters: in this dataset the width/height ratio differs between classes and between
+    the train and test folders, so a squeezed or letterboxed image carries a shape cue, and even a
+    centre crop keeps how the patient is framed (notebook 05 and scripts/framing_study.py measure it).
     """
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not known: use one of {FRAMINGS}")
     try:
         with Image.open(path) as im:
             im = to_gray8(im)
             w, h = im.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            im = im.crop((left, top, left + side, top + side))
+            if framing in ("crop", "crop80"):
+                side = min(w, h) if framing == "crop" else max(1, round(0.8 * min(w, h)))
+                left, top = (w - side) // 2, (h - side) // 2
+                im = im.crop((left, top, left + side, top + side))
+            elif framing == "letterbox":
+                side = max(w, h)
+                square = Image.new("L", (side, side), 0)
+                square.paste(im, ((side - w) // 2, (side - h) // 2))
+                im = square
             return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot read image ({err}). Delete or replace this file.") from err
 
 
-def _source_key(paths: Sequence[str], size: int) -> str:
-    digest = hashlib.sha256(f"v2 size={size} center-crop bilinear".encode())
+def _source_key(paths: Sequence[str], size: int, framing: str = "crop") -> str:
+    how = "center-crop" if framing == "crop" else framing  # the default keeps the key of existing caches
+    digest = hashlib.sha256(f"v2 size={size} {how} bilinear".encode())
     for p in paths:
         st = os.stat(p)
         digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bool = True) -> torch.Tensor:
+def cached_images(
+    paths: Sequence[str], size: int, cache_name: str, progress: bool = True, framing: str = "crop"
+) -> torch.Tensor:
     """Decode ``paths`` to ``(N, size, size)`` uint8, cached under ``build/cache``.
 
     The cache stores a key made of every path, byte size and modification time: any change to the
     source files rebuilds it. The cache file is written atomically.
     """
-    key = _source_key(paths, size)
+    key = _source_key(paths, size, framing)
+    cache_name = cache_name if framing == "crop" else f"{cache_name}-{framing}"
     cache = build_dir("cache") / f"{cache_name}_{size}px.pt"
     if cache.exists():
         try:
@@ -440,7 +458,7 @@ def cached_images(paths: Sequence[str], size: int, cache_name: str, progress: bo
             print(f"NOTE: {err.path} {err.problem}; rebuilding it.", flush=True)
     out = np.empty((len(paths), size, size), dtype=np.uint8)
     for i, p in enumerate(tqdm(paths, desc=f"decoding {cache_name} at {size} px", disable=not progress, mininterval=1)):
-        out[i] = _decode(p, size)
+        out[i] = _decode(p, size, framing)
     images = torch.from_numpy(out)
     save_checkpoint(cache, {"key": key, "images": images})
     return images
@@ -453,8 +471,10 @@ def load_kermany(
     seed: int = 0,
     subset: int | None = None,
     three_class: bool = False,
+    framing: str = "crop",
 ) -> dict[str, ImageSet]:
-    """Kermany ``train`` / ``val`` / ``test`` as :class:`ImageSet` objects at ``size`` px.
+    """Kermany ``train`` / ``val`` / ``test`` as :class:`ImageSet` objects at ``size`` px, made square
+    by ``framing`` (:data:`FRAMINGS`; the default centre crop).
 
     ``train`` and ``val`` are a patient-grouped split of the official train folder (the official
     16-image val folder is too small to select models on and is not used); ``test`` is the official
@@ -472,10 +492,10 @@ def load_kermany(
         index = {split: _stratified_index(df, idx, subset, seed, three_class) for split, idx in index.items()}
         chosen = np.sort(np.concatenate(list(index.values())))
         cache_name = f"kermany-subset{subset}-seed{seed}{'-3c' if three_class else ''}"
-        images = cached_images(df["path"].iloc[chosen].tolist(), size, cache_name)
+        images = cached_images(df["path"].iloc[chosen].tolist(), size, cache_name, framing=framing)
         row = lambda idx: np.searchsorted(chosen, idx)  # noqa: E731  (position of a df row in `images`)
     else:
-        images = cached_images(df["path"].tolist(), size, "kermany")
+        images = cached_images(df["path"].tolist(), size, "kermany", framing=framing)
         row = lambda idx: idx  # noqa: E731
     meta = df.drop(columns=["path"]).assign(path=df["path"])
     out = {}
@@ -537,7 +557,7 @@ def load_binary_splits(profile: Profile, root: str | os.PathLike | None = None) 
     if prof.binary_data == "kermany":
         require_kermany("03/04 (binary task on Kermany)", root)
         require_full_kermany(prof, root)
-        return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset)
+        return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset, framing=prof.framing)
     return load_pneumoniamnist_splits(prof.mnist_size, root, subset=prof.mnist_subset)
 
 
@@ -545,7 +565,7 @@ def load_three_class_splits(profile: Profile, root: str | os.PathLike | None = N
     """The three-class task's data (normal / bacteria / virus): Kermany at ``kermany_size``."""
     prof = require_profile(profile)
     require_full_kermany(prof, root)
-    return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset, three_class=True)
+    return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset, three_class=True, framing=prof.framing)
 
 
 def binary_data_label(profile: Profile) -> str:

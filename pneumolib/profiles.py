@@ -31,6 +31,7 @@ class Profile:
     kermany_subset: int | None = None  # images per split (stratified); None = all
     binary_data: str = "pneumoniamnist"  # the binary task's data: "pneumoniamnist" or "kermany"
     full_kermany: bool = False  # needs the whole official Kermany train folder (data.require_full_kermany)
+    framing: str = "crop"  # how a Kermany X-ray becomes square: "crop", "crop80", "letterbox", "resize" (data.FRAMINGS)
     # training protocol (the seeds' protocol: Adam 1e-4, plateau 0.5/3, batch 32, patience 5, 30 epochs)
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 32
@@ -58,6 +59,10 @@ class Profile:
             )
         if self.weights not in ("none", "imagenet"):
             raise ValueError(f"profile {self.name!r}: weights must be 'none' or 'imagenet', got {self.weights!r}")
+        if self.framing not in ("crop", "crop80", "letterbox", "resize"):
+            raise ValueError(
+                f"profile {self.name!r}: framing must be crop, crop80, letterbox or resize, got {self.framing!r}"
+            )
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"profile {self.name!r}: device must be 'cpu' or 'cuda', got {self.device!r}")
 
@@ -83,7 +88,7 @@ BINARY_DATA = ("pneumoniamnist", "kermany")
 SCRATCH_ONLY = ("simple_cnn",)  # models without ImageNet weights
 # settings added after results were first committed: at their default they stay out of profile_hash,
 # so the results of profiles that do not use them keep their hash
-ADDED_SETTINGS = {"binary_data": "pneumoniamnist", "device": "cpu", "full_kermany": False}
+ADDED_SETTINGS = {"binary_data": "pneumoniamnist", "device": "cpu", "full_kermany": False, "framing": "crop"}
 
 
 PROFILES: dict[str, Profile] = {

@@ -133,3 +133,24 @@ def test_cache_reused_then_invalidated_when_source_changes(kermany_root, isolate
     changed = d.cached_images(paths, 16, "t", progress=False)
     assert changed[0].float().mean() > 250 and not torch.equal(changed[0], first[0])
     assert not list(cache.parent.glob("*.tmp"))  # nothing half-written left behind
+
+
+def test_framings_make_a_square_in_their_own_way(tmp_path):
+    from PIL import Image
+
+    from pneumolib.data import FRAMINGS, _decode, _source_key
+
+    path = tmp_path / "wide.png"
+    im = Image.new("L", (40, 20), 200)
+    im.paste(0, (0, 0, 4, 20))  # a dark band at the left edge: only what keeps the full width shows it
+    im.save(path)
+    out = {f: _decode(str(path), 16, f) for f in FRAMINGS}
+    assert all(a.shape == (16, 16) and a.dtype == np.uint8 for a in out.values())
+    assert out["crop"].min() == 200 and out["crop80"].min() == 200  # centre squares miss the band
+    assert out["letterbox"][0].max() == 0 and out["letterbox"][-1].max() == 0  # padded above and below
+    assert out["letterbox"][8, 0] < 100 and out["resize"][8, 0] < 100  # the whole width, band included
+    assert out["resize"][0, 8] == 200  # squeezed: the top row is image, not padding
+    with pytest.raises(ValueError, match="framing"):
+        _decode(str(path), 16, "stretch")
+    keys = {f: _source_key([str(path)], 16, f) for f in FRAMINGS}
+    assert len(set(keys.values())) == 4 and keys["crop"] == _source_key([str(path)], 16)  # old caches stay valid
