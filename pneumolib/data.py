@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from .profiles import Profile, require_profile
+from .profiles import FRAMINGS, Profile, require_profile
 from .results import CorruptArtefactError, build_dir, file_digest, load_checkpoint, save_checkpoint
 
 DATA_ENV = "PNEUMOLAB_DATA"
@@ -387,12 +387,6 @@ def to_gray8(im):
     top = float(values.max(initial=0.0))
     full = 1.0 if im.mode == "F" and top <= 1.0 else 2.0 ** max(8, math.ceil(math.log2(max(top, 1.0) + 1))) - 1
     return Image.fromarray(np.clip(np.rint(values * (255 / full)), 0, 255).astype(np.uint8), "L")
-
-
-#: how a non-square X-ray becomes a square input: "crop" (centre square, as MedMNIST does; the default),
-#: "crop80" (centre square of 80% of the short side: less of the patient's framing), "letterbox" (the whole
-#: image, padded with black to a square), "resize" (the whole image, squeezed to a square)
-FRAMINGS = ("crop", "crop80", "letterbox", "resize")
 
 
 def _decode(path: str, size: int, framing: str = "crop") -> np.ndarray:

@@ -31,13 +31,7 @@ def binary_run_record(run, threshold_rule: str = "max_f1") -> dict:
     y_test, _, p_test = run.split_arrays("test")
     t_val = select_threshold(y_val, p_val, threshold_rule)
     return dict(
-        seed=run.seed,
-        best_epoch=run.info["best_epoch"],
-        epochs_run=run.info["epochs_run"],
-        train_time_s=run.info["train_time_s"],
-        img_per_s_train=run.info["img_per_s_train"],
-        ms_per_img=run.info["ms_per_img"],
-        **_speed_and_source(run),
+        **_run_fields(run, "img_per_s_train"),
         val_threshold=t_val,
         threshold_rule=threshold_rule,
         at_05=binary_metrics(y_test, p_test, 0.5),
@@ -47,21 +41,15 @@ def binary_run_record(run, threshold_rule: str = "max_f1") -> dict:
 
 def multiclass_run_record(run, classes) -> dict:
     y_test, _, p_test = run.split_arrays("test")
-    return dict(
-        seed=run.seed,
-        best_epoch=run.info["best_epoch"],
-        epochs_run=run.info["epochs_run"],
-        train_time_s=run.info["train_time_s"],
-        ms_per_img=run.info["ms_per_img"],
-        **_speed_and_source(run),
-        test=multiclass_metrics(y_test, p_test, classes),
-    )
+    return dict(**_run_fields(run), test=multiclass_metrics(y_test, p_test, classes))
 
 
-def _speed_and_source(run) -> dict:
-    """Per-image latency at batch 1 and where the starting weights came from, for runs that recorded them
-    (runs trained before these fields existed have neither)."""
-    return {k: run.info[k] for k in ("latency_ms_b1", "weights_source", "device") if k in run.info}
+def _run_fields(run, *extra: str) -> dict:
+    """How one run was trained, from its marker: seed, epochs, time, speed (plus ``extra`` fields), and the
+    latency at batch 1, weights source and device for runs that recorded them (older runs have none)."""
+    keys = ("best_epoch", "epochs_run", "train_time_s", *extra, "ms_per_img")
+    optional = ("latency_ms_b1", "weights_source", "device")
+    return {"seed": run.seed, **{k: run.info[k] for k in keys}, **{k: run.info[k] for k in optional if k in run.info}}
 
 
 def _speed_summary(records: list[dict]) -> dict:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,18 @@ PRECISION_ENV = "PNEUMOLAB_PRECISION"  # "bf16" or "fp32" forces the choice; uns
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from Linux ``/proc/cpuinfo``; None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(
+                (frozenset(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), frozenset()
+            )
+    except OSError:
+        return None
+
+
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX): bf16 autocast then trains about 2x faster
     than fp32. Without it (e.g. AVX2 only) PyTorch emulates bf16 and trains 9-20x *slower* than fp32.
@@ -61,12 +72,9 @@ def cpu_has_native_bf16() -> bool:
     Read from the CPU flags on Linux (``avx512_bf16``, ``amx_bf16``); elsewhere a short measurement decides
     (a bf16 matrix product must be at least 1.2x faster than the fp32 one).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", f.read()))
-        return bool(flags)
-    except OSError:
-        pass
+    flags = cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     a = torch.randn(512, 512)
 
     def best_of(dtype) -> float:

@@ -31,7 +31,7 @@ class Profile:
     kermany_subset: int | None = None  # images per split (stratified); None = all
     binary_data: str = "pneumoniamnist"  # the binary task's data: "pneumoniamnist" or "kermany"
     full_kermany: bool = False  # needs the whole official Kermany train folder (data.require_full_kermany)
-    framing: str = "crop"  # how a Kermany X-ray becomes square: "crop", "crop80", "letterbox", "resize" (data.FRAMINGS)
+    framing: str = "crop"  # how a Kermany X-ray becomes square: one of FRAMINGS
     # training protocol (the seeds' protocol: Adam 1e-4, plateau 0.5/3, batch 32, patience 5, 30 epochs)
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 32
@@ -59,10 +59,8 @@ class Profile:
             )
         if self.weights not in ("none", "imagenet"):
             raise ValueError(f"profile {self.name!r}: weights must be 'none' or 'imagenet', got {self.weights!r}")
-        if self.framing not in ("crop", "crop80", "letterbox", "resize"):
-            raise ValueError(
-                f"profile {self.name!r}: framing must be crop, crop80, letterbox or resize, got {self.framing!r}"
-            )
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"profile {self.name!r}: framing must be one of {FRAMINGS}, got {self.framing!r}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"profile {self.name!r}: device must be 'cpu' or 'cuda', got {self.device!r}")
 
@@ -85,11 +83,44 @@ class Profile:
 
 
 BINARY_DATA = ("pneumoniamnist", "kermany")
+#: how a non-square X-ray becomes a square input (pneumolib.data._decode): "crop" (centre square, as MedMNIST does;
+#: the default), "crop80" (centre square of 80% of the short side: less of the patient's framing), "letterbox"
+#: (the whole image, padded with black to a square), "resize" (the whole image, squeezed to a square)
+FRAMINGS = ("crop", "crop80", "letterbox", "resize")
 SCRATCH_ONLY = ("simple_cnn",)  # models without ImageNet weights
 # settings added after results were first committed: at their default they stay out of profile_hash,
 # so the results of profiles that do not use them keep their hash
 ADDED_SETTINGS = {"binary_data": "pneumoniamnist", "device": "cpu", "full_kermany": False, "framing": "crop"}
 
+
+_CPU = Profile(
+    name="cpu",
+    description=(
+        "Full PneumoniaMNIST at 28 px and Kermany at 64 px, 3 seeds, from scratch, on a laptop CPU. "
+        "Scratch training uses lr 1e-3 (1e-4 is a fine-tuning rate), class-weighted losses, "
+        "flip/rotation plus small shifts and brightness changes, and bf16 autocast. The binary task "
+        "trains a fixed epoch budget per model with a cosine schedule, keeping the epoch with the best "
+        "validation AUROC, so that notebooks 03-04 fit in about 30 minutes; the three-class task keeps "
+        "the deck's plateau schedule and early stopping, with epoch caps for the two large networks."
+    ),
+    kermany_size=64,
+    seeds=(0, 1, 2),
+    lr=1e-3,
+    max_epochs=30,
+    epochs_by_model={"resnet18": 12, "densenet121": 8},
+    protocol_by_task={
+        "binary": {
+            "scheduler": "cosine",
+            "monitor": "val_auroc",
+            "patience": 30,  # patience >= epochs: no early stop
+            "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
+            "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
+        }
+    },
+    loss="weighted_bce",
+    bf16=True,
+    augment={"translate": 0.1, "brightness": 0.2},
+)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -106,35 +137,11 @@ PROFILES: dict[str, Profile] = {
         loss="weighted_bce",
         protocol_by_task={"binary": {"scheduler": "cosine", "monitor": "val_auroc"}},  # as on cpu
     ),
-    "cpu": Profile(
-        name="cpu",
-        description=(
-            "Full PneumoniaMNIST at 28 px and Kermany at 64 px, 3 seeds, from scratch, on a laptop CPU. "
-            "Scratch training uses lr 1e-3 (1e-4 is a fine-tuning rate), class-weighted losses, "
-            "flip/rotation plus small shifts and brightness changes, and bf16 autocast. The binary task "
-            "trains a fixed epoch budget per model with a cosine schedule, keeping the epoch with the best "
-            "validation AUROC, so that notebooks 03-04 fit in about 30 minutes; the three-class task keeps "
-            "the deck's plateau schedule and early stopping, with epoch caps for the two large networks."
-        ),
-        kermany_size=64,
-        seeds=(0, 1, 2),
-        lr=1e-3,
-        max_epochs=30,
-        epochs_by_model={"resnet18": 12, "densenet121": 8},
-        protocol_by_task={
-            "binary": {
-                "scheduler": "cosine",
-                "monitor": "val_auroc",
-                "patience": 30,  # patience >= epochs: no early stop
-                "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
-                "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
-            }
-        },
-        loss="weighted_bce",
-        bf16=True,
-        augment={"translate": 0.1, "brightness": 0.2},
-    ),
-    "class": Profile(
+    "cpu": _CPU,
+    # the cpu course cut short: the same data (so the same test images), models, loss, augmentation and precision,
+    # one seed and short epoch budgets (tests/test_profiles.py checks that nothing else differs)
+    "class": dataclasses.replace(
+        _CPU,
         name="class",
         description=(
             "The cpu course cut to fit a lesson: the same data (full PneumoniaMNIST at 28 px, the Kermany folder "
@@ -142,27 +149,19 @@ PROFILES: dict[str, Profile] = {
             "short epoch budgets. Aimed at a first run of 10 minutes or less on 2 cores with native bf16; its "
             "numbers are compared with cpu's in the README."
         ),
-        kermany_size=64,
         seeds=(0,),
-        lr=1e-3,
-        # epoch budgets sized from the cpu runs' measured seconds per epoch (results/cpu/*.json) so that
-        # the whole first run fits 10 minutes on 2 bf16 cores; the binary task (the AUROC goal) gets most
-        # simple_cnn on the three-class task and notebook 06's stages (early stopping may end it sooner): with 12 it
-        # was still improving in its last epochs and far below cpu's macro-F1; its epochs cost seconds
+        # budgets sized from the cpu runs' seconds per epoch so that the first run fits about 10 minutes on 2 bf16
+        # cores; the binary task (the AUROC goal) gets most. max_epochs is the custom CNN's on the three-class task
+        # and notebook 06's stages (early stopping may end it sooner): with 12 it was still improving in its last
+        # epochs and far below cpu's macro-F1, and its epochs cost seconds
         max_epochs=24,
         epochs_by_model={"resnet18": 3, "densenet121": 2},  # three-class task and notebook 06's stages
         protocol_by_task={
             "binary": {
-                "scheduler": "cosine",
-                "monitor": "val_auroc",
-                "patience": 30,
-                "channels_last": True,
+                **_CPU.protocol_by_task["binary"],
                 "epochs_by_model": {"simple_cnn": 10, "resnet18": 3, "densenet121": 2},
             }
         },
-        loss="weighted_bce",
-        bf16=True,
-        augment={"translate": 0.1, "brightness": 0.2},
     ),
     "gpu": Profile(
         name="gpu",

@@ -47,7 +47,7 @@ from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
 from .data import DATA_ENV, DataNotFoundError, data_root, kermany_available
-from .loop import precision_info
+from .loop import cpu_flags, precision_info
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile, profile_hash
 from .results import (
     CorruptArtefactError,
@@ -197,15 +197,6 @@ def total_memory_gib() -> float | None:
         return None
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
 def machine_info() -> dict:
     info = {
         "cpu_count": os.cpu_count(),
@@ -215,8 +206,7 @@ def machine_info() -> dict:
         "torch": None,
         "cuda_device": None,
         "cpu_capability": None,  # "AVX512", "AVX2", ...: with bf16_native, which kind of CPU a time was measured on
-        "bf16_native": cpu_flags() & {"avx512_bf16", "amx_bf16"} != set(),
-        "amx": "amx_bf16" in cpu_flags(),
+        "amx": "amx_bf16" in (cpu_flags() or ()),
     }
     try:
         info["torch"] = torch.__version__

@@ -200,7 +200,6 @@ def train_or_load(
     """
     prof = require_profile(profile)
     weights = weights or prof.weights_for(model_name)
-    device = resolve_device(prof.device)
     num_outputs = 1 if len(splits["train"].classes) == 2 else len(splits["train"].classes)
     config = dataclasses.replace(
         config or config_for(prof, model_name, num_classes=len(splits["train"].classes), task=task), seed=seed
@@ -229,6 +228,7 @@ def train_or_load(
         if retrain or finished:
             for f in ("last.pt", "best.pt", "done.json"):
                 (run_dir / f).unlink(missing_ok=True)
+        device = resolve_device(prof.device)  # only training needs the profile's device; loading a run does not
         if progress:  # never silently: switching a notebook to cpu can start a long training
             print(
                 f"{model_name} ({weights}) seed {seed}, {task}: no finished run of profile {prof.name!r} to load; "

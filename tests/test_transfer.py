@@ -366,3 +366,19 @@ def test_a_run_trained_in_bf16_is_loaded_on_an_fp32_machine(isolated_root, monke
     other = dataclasses.replace(prof, lr=0.5)  # another recipe is retrained
     assert not train_or_load("binary", "simple_cnn", splits, other, 0, progress=False).loaded
     assert not loop.same_recipe({**first.info["config"], "unknown_field": 1}, config_for(prof, "simple_cnn"))
+
+
+def test_a_finished_gpu_run_loads_on_a_machine_without_cuda(isolated_root, monkeypatch):
+    """Only training needs the profile's device: runs trained on a GPU (shared with pneumolib.runs) load anywhere."""
+    from pneumolib.train import train_or_load
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv(loop.ALLOW_CPU_ENV, raising=False)
+    splits = toy_splits(32)
+    cuda_prof = dataclasses.replace(get_profile("smoke"), device="cuda")
+    with pytest.raises(loop.DeviceUnavailableError):
+        train_or_load("binary", "simple_cnn", splits, cuda_prof, 0, progress=False)
+    monkeypatch.setenv(loop.ALLOW_CPU_ENV, "1")  # stands in for the GPU machine that trained it
+    train_or_load("binary", "simple_cnn", splits, cuda_prof, 0, progress=False)
+    monkeypatch.delenv(loop.ALLOW_CPU_ENV)
+    assert train_or_load("binary", "simple_cnn", splits, cuda_prof, 0, progress=False).loaded

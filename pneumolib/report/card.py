@@ -13,7 +13,14 @@ from ..findings import (
 from ..profiles import Profile
 from .blocks import Skipped, blocks_to_markdown, bullets, fmt_mean_std, fmt_num, fmt_pct, heading, para, table
 from .context import Results, training_texts
-from .tables import calibration_table, full_kermany_test, full_mnist_test, multiclass_rows, split_label, weights_label
+from .tables import (
+    calibration_table,
+    full_kermany_test,
+    full_mnist_test,
+    multiclass_rows,
+    pretraining_label,
+    split_label,
+)
 
 
 def _binary_card_table(binary: dict) -> dict:
@@ -164,7 +171,7 @@ def model_card_blocks(profile: Profile, res: Results | None = None, raise_proble
                     [
                         e.get("display_name"),
                         task,
-                        weights_label(e.get("weights")),
+                        pretraining_label(e.get("weights")),
                         fmt_num(e.get("parameters")),
                         f"{fmt_num(e.get('image_size'))} px",
                         str(len(e.get("runs", []))),

@@ -332,6 +332,16 @@ def results_extra(cal, cams) -> dict[str, list[dict]]:
 
 
 # --------------------------------------------------------------------------- appendix
+def _run_cells(entry: dict, run: dict) -> list[str]:
+    """Model, seed, best / run epochs and training time: the first cells of every per-run table."""
+    return [
+        entry.get("display_name"),
+        str(run.get("seed")),
+        f"{run.get('best_epoch')} / {run.get('epochs_run')}",
+        fmt_seconds(run.get("train_time_s")),
+    ]
+
+
 def per_run_blocks(binary, three) -> list[dict]:
     blocks: list[dict] = []
     if isinstance(binary, dict) and binary.get("models"):
@@ -341,10 +351,7 @@ def per_run_blocks(binary, three) -> list[dict]:
                 a, v = r.get("at_05") or {}, r.get("at_val_threshold") or {}
                 rows.append(
                     [
-                        e.get("display_name"),
-                        str(r.get("seed")),
-                        f"{r.get('best_epoch')} / {r.get('epochs_run')}",
-                        fmt_seconds(r.get("train_time_s")),
+                        *_run_cells(e, r),
                         fmt_num(r.get("val_threshold")),
                         fmt_num(a.get("auroc")),
                         fmt_num(a.get("accuracy")),
@@ -380,10 +387,7 @@ def per_run_blocks(binary, three) -> list[dict]:
                 t = r.get("test") or {}
                 rows.append(
                     [
-                        e.get("display_name"),
-                        str(r.get("seed")),
-                        f"{r.get('best_epoch')} / {r.get('epochs_run')}",
-                        fmt_seconds(r.get("train_time_s")),
+                        *_run_cells(e, r),
                         fmt_num(t.get("accuracy")),
                         fmt_num(t.get("macro_f1")),
                         fmt_num(t.get("macro_auroc")),

@@ -28,7 +28,8 @@ def full_mnist_test(data: dict | None) -> int | None:
     return sum(counts.values()) if isinstance(counts, dict) else None
 
 
-def weights_label(weights: str | None) -> str:
+def pretraining_label(weights: str | None) -> str:
+    """The pretraining column of a table: "ImageNet" or "none" (cf. models.weights_label, the run-key label)."""
     return "ImageNet" if weights == "imagenet" else "none"
 
 
@@ -44,7 +45,7 @@ def multiclass_rows(three: dict) -> tuple[list[list], list[list]]:
     for e in three.get("models", {}).values():
         s = e.get("summary", {})
         summary_rows.append(
-            [e.get("display_name"), weights_label(e.get("weights")), f"{fmt_num(e.get('image_size'))} px"]
+            [e.get("display_name"), pretraining_label(e.get("weights")), f"{fmt_num(e.get('image_size'))} px"]
             + [fmt_mean_std(s.get("test", {}).get(m)) for m in MULTI_METRICS]
             + [fmt_mean_std(s.get("ms_per_img"), 2), str(len(e.get("runs", [])))]
         )

@@ -24,9 +24,9 @@ from .tables import (
     full_kermany_test,
     full_mnist_test,
     multiclass_rows,
+    pretraining_label,
     skipped_notes,
     split_label,
-    weights_label,
 )
 
 
@@ -62,7 +62,7 @@ def _binary_tables(binary: dict, res: Results, data: dict | None) -> list[dict]:
         rows.append(
             [
                 e.get("display_name"),
-                weights_label(e.get("weights")),
+                pretraining_label(e.get("weights")),
                 fmt_num(e.get("parameters")),
                 f"{fmt_num(e.get('image_size'))} px",
                 fmt_mean_std(s.get("at_05", {}).get("auroc")),
@@ -138,20 +138,25 @@ def _anchor_table(task: str, ours: list[dict], metrics: dict[str, str], caption:
     return table(header, rows, caption=caption, first_cols=6 - len(shared), size=7)
 
 
+def _our_anchor_row(meta: dict, entry: dict, threshold: str, split: str) -> dict:
+    """The labels of one of our models in a published-anchors table (the metrics are added by the caller)."""
+    return dict(
+        source=f"PneumoLab ({meta.get('profile')}) · {entry.get('display_name')}",
+        data=meta.get("dataset", ""),
+        pretraining=pretraining_label(entry.get("weights")),
+        threshold=threshold,
+        seeds=str(len(entry.get("runs", []))),
+        split=split,
+    )
+
+
 def _binary_anchor_rows(binary: dict, data: dict | None) -> list[dict]:
     meta = binary.get("meta", {})
     split = split_label((meta.get("n") or {}).get("test"), full_mnist_test(data))
     rows = []
     for e in binary.get("models", {}).values():
         s = e.get("summary", {}).get("at_05", {})
-        row = dict(
-            source=f"PneumoLab ({meta.get('profile')}) · {e.get('display_name')}",
-            data=meta.get("dataset", ""),
-            pretraining=weights_label(e.get("weights")),
-            threshold="0.5",
-            seeds=str(len(e.get("runs", []))),
-            split=split,
-        )
+        row = _our_anchor_row(meta, e, "0.5", split)
         row.update({m: fmt_mean_std(s.get(m)) for m in ("auroc", "accuracy", "recall", "specificity", "f1")})
         rows.append(row)
     return rows
@@ -258,12 +263,7 @@ def section_three_class(res: Results, three: dict | Skipped, data: dict | None) 
         pc = e.get("summary", {}).get("per_class", {})
         ours.append(
             dict(
-                source=f"PneumoLab ({meta.get('profile')}) · {e.get('display_name')}",
-                data=meta.get("dataset", ""),
-                pretraining=weights_label(e.get("weights")),
-                threshold="argmax",
-                seeds=str(len(e.get("runs", []))),
-                split=split,
+                **_our_anchor_row(meta, e, "argmax", split),
                 accuracy=fmt_mean_std(t.get("accuracy")),
                 macro_f1=fmt_mean_std(t.get("macro_f1")),
                 macro_auroc=fmt_mean_std(t.get("macro_auroc")),
