@@ -506,7 +506,8 @@ def describe_config(config: TrainConfig | dict, epochs: bool = True) -> str:
             f"learning rate x{get('plateau_factor')} when the validation loss stalls for "
             f"{get('plateau_patience')} epochs"
         )
-    monitor = "validation AUROC" if get("monitor") == "val_auroc" else "validation loss"
+    macro = "macro " if get("loss") in ("ce", "weighted_ce") else ""  # three classes: AUROC averaged over them
+    monitor = f"validation {macro}AUROC" if get("monitor") == "val_auroc" else "validation loss"
     stop = (
         f"early stopping after {get('patience')} epochs without improvement in {monitor}"
         if get("patience") < get("max_epochs")
