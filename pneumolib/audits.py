@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from .data import CLASSES_3, SPLITS, ImageSet, file_sha256
+from .results import project_root
 
 
 # --------------------------------------------------------------------------- coverage and overlap
@@ -99,6 +103,13 @@ def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
             "centre": x[:, ~mask].mean(1).numpy(),
         }
     )
+
+
+def framing_study(root: str | os.PathLike | None = None) -> dict | None:
+    """The committed framing study (``benchmarks/framing.json``, written by ``scripts/framing_study.py``),
+    or None if it has not been run."""
+    path = Path(root or project_root()) / "benchmarks" / "framing.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:

@@ -34,6 +34,7 @@ __all__ = [
     "threshold_findings",
     "prevalence_findings",
     "shift_findings",
+    "framing_findings",
     "ensemble_findings",
     "budget_findings",
     "best_model_findings",
@@ -276,6 +277,51 @@ def shift_findings(three: Mapping) -> list[str]:
             f"Aspect ratio alone {strength} separates normal from pneumonia: AUROC {fmt(auroc['train'], 2)} on train, "
             f"{fmt(auroc.get('test'), 2)} on test."
         )
+    return out
+
+
+def framing_findings(study: Mapping | None) -> list[str]:
+    """The framing study (``benchmarks/framing.json``, ``scripts/framing_study.py``): what validation chose,
+    and how each framing did on test against the centre crop the course uses."""
+    framings = (study or {}).get("framings") or {}
+    chosen = (study or {}).get("chosen_on_validation")
+    if chosen not in framings or "crop" not in framings:
+        return [_na("Framing study", "run python scripts/framing_study.py to make benchmarks/framing.json")]
+    c, k = framings[chosen], framings["crop"]
+    out = [
+        f"Validation (patient-grouped, cut from the training folder) chose {chosen}: validation macro-F1 "
+        f"{fmt(c['val_macro_f1'])}, against {fmt(k['val_macro_f1'])} for the centre crop."
+    ]
+    if chosen != "crop":
+        recall = _better(k["test_normal_recall"], c["test_normal_recall"], lower_is_better=False)
+        f1 = _better(k["test_macro_f1"], c["test_macro_f1"], lower_is_better=False)
+        word = {1: "higher", -1: "lower", 0: "the same", None: "not comparable"}
+        out.append(
+            f"On test (the other folder) {chosen} had a {word[f1]} macro-F1 than crop ({fmt(c['test_macro_f1'])} vs "
+            f"{fmt(k['test_macro_f1'])}) and a {word[recall]} normal recall ({fmt(c['test_normal_recall'])} vs "
+            f"{fmt(k['test_normal_recall'])})."
+        )
+    gaps = {}
+    for name, f in framings.items():
+        e = f.get("normal_error_by_aspect") or {}
+        if _ok(e.get("narrow")) and _ok(e.get("wide")):
+            gaps[name] = e["wide"] - e["narrow"]
+    if gaps:
+        steepest, flattest = max(gaps, key=gaps.get), min(gaps, key=gaps.get)
+        out.append(
+            "Error on normal test images, widest third minus narrowest third of the originals: "
+            + ", ".join(f"{n} {_pct(g)}" for n, g in gaps.items())
+            + f"; the steepest gradient (the most use of the framing cue) is {steepest}'s, the flattest {flattest}'s."
+        )
+        if steepest == chosen:
+            out.append(
+                "Validation preferred the framing that leans most on the shortcut: validation images share the "
+                "training folder's framing, so a shortcut that works there also scores there. Only data framed "
+                "differently (here the test folder) shows the cost, and the test set may not be used to choose."
+            )
+    best_test = max(framings, key=lambda n: framings[n]["test_macro_f1"])
+    best_f1 = fmt(framings[best_test]["test_macro_f1"])
+    out.append(f"Best test macro-F1: {best_test} ({best_f1}; reported, not used to choose).")
     return out
 
 

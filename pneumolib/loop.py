@@ -251,14 +251,25 @@ def _autocast(device: torch.device | str, enabled: bool):
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, data: ImageSet, batch_size: int = 128, bf16: bool = False, device: torch.device | str = "cpu"
+    model: nn.Module,
+    data: ImageSet,
+    batch_size: int = 128,
+    bf16: bool = False,
+    device: torch.device | str = "cpu",
+    hflip: bool = False,
 ) -> np.ndarray:
-    """Logits for every image of ``data``: shape ``(N,)`` for one output, else ``(N, C)``."""
+    """Logits for every image of ``data``: shape ``(N,)`` for one output, else ``(N, C)``.
+
+    ``hflip=True`` is test-time augmentation: each image's logits are averaged with those of its mirror image.
+    """
     model.eval().to(device)
     outs = []
     for x, _ in iterate_batches(data, batch_size, device=device):
         with _autocast(device, bf16):
-            outs.append(model(x).float().cpu())
+            out = model(x).float()
+            if hflip:
+                out = (out + model(torch.flip(x, dims=[-1])).float()) / 2
+            outs.append(out.cpu())
     logits = torch.cat(outs).numpy() if outs else np.zeros((0, 1), dtype=np.float32)
     return logits[:, 0] if logits.shape[1] == 1 else logits
 

@@ -218,6 +218,16 @@ def machine_info() -> dict:
     return info
 
 
+def machine_kind(machine: dict) -> str:
+    """A short name for the kind of CPU a time was measured on, e.g. "AVX512 + native bf16, no AMX"
+    (from :func:`machine_info`'s record): times are only comparable within one kind."""
+    kind = machine.get("cpu_capability") or "unknown CPU"
+    kind += " + native bf16" if machine.get("bf16_native") else ""
+    if "amx" in machine:  # AMX roughly doubles bf16 training speed on CPU: a machine with it is another kind
+        kind += " + AMX" if machine["amx"] else ", no AMX"
+    return kind
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

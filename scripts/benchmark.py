@@ -7,7 +7,11 @@ memory is its own:
 * ``loop img/s``   the real training loop (uint8 -> float, augmentation, step) over a few batches:
                    if it is far below ``step img/s``, data handling is the bottleneck,
 * ``ms/img``       inference, batch 32,
-* ``peak MiB``     peak resident memory of the process.
+* ``peak MiB``     peak resident memory of the process,
+* ``GFLOP/s``      model FLOPs of a training step (convolutions and matrix products, forward and backward,
+                   counted by ``torch.utils.flop_counter``) times steps per second, and its share of this
+                   machine's **measured matmul peak** in the same precision (a large square matrix product,
+                   fp32 or bf16): how much of the hardware the model's shape lets a step use.
 
 It also copies the notebooks' wall times from ``results/<profile>/run_metadata.json`` (written
 by ``python -m pneumolib.run``). Output: ``benchmarks/benchmark.json`` and
@@ -16,6 +20,7 @@ by ``python -m pneumolib.run``). Output: ``benchmarks/benchmark.json`` and
     python scripts/benchmark.py                 # default grid
     python scripts/benchmark.py --quick         # fewer steps
     python scripts/benchmark.py --walls-only    # keep the measured rows, refresh the wall times
+    python scripts/benchmark.py --modes bf16+channels_last fp32+channels_last --out benchmarks/other-machine
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ MODES = {
 
 def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from pneumolib.data import ImageSet
     from pneumolib.loop import TrainConfig, iterate_batches, make_loss
@@ -79,6 +85,9 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     x0, y0 = next(iterate_batches(data, 32))
     for _ in range(2):
         step(x0, y0)  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        step(x0, y0)
+    flops = counter.get_total_flops()
     t = time.perf_counter()
     for _ in range(steps):
         step(x0, y0)
@@ -108,7 +117,27 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
         loop_vs_step=round(loop_ips / step_ips, 3),
         ms_per_img=round(ms, 3),
         peak_mib=round(peak),
+        gflop_per_step=round(flops / 1e9, 2),
+        gflop_s=round(flops / 1e9 * step_ips / 32, 1),
     )
+
+
+def matmul_peak(bf16: bool, n: int = 2048, seconds: float = 1.0) -> float:
+    """GFLOP/s of a large square matrix product on all cores (best of 3 runs of about ``seconds``)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)  # warm-up
+    best = 0.0
+    for _ in range(3):
+        reps, t = 0, time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            torch.mm(a, b)
+            reps += 1
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t) / 1e9)
+    return round(best, 1)
 
 
 def machine() -> dict:
@@ -131,8 +160,10 @@ def machine() -> dict:
         platform=platform.platform(),
         python=platform.python_version(),
         torch=torch.__version__,
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
         avx512_bf16="avx512_bf16" in flags,
         amx="amx_bf16" in flags,
+        matmul_peak_gflop_s={"fp32": matmul_peak(False), "bf16": matmul_peak(True)},
     )
 
 
@@ -146,6 +177,7 @@ def main(argv=None) -> int:
         action="store_true",
         help="measure nothing: reuse the rows of <out>/benchmark.json and refresh the notebook wall times",
     )
+    ap.add_argument("--modes", nargs="*", choices=list(MODES), help="precision / memory formats to measure")
     ap.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:  # child process: one measurement, JSON on stdout
@@ -166,7 +198,7 @@ def main(argv=None) -> int:
         if args.only and name not in args.only:
             continue
         steps = max(2, (3 if args.quick else 8) if size < 224 else 2)
-        for mode in MODES:
+        for mode in args.modes or MODES:
             out = subprocess.run(
                 [sys.executable, __file__, "--_one", name, str(size), mode, str(steps)],
                 capture_output=True,
@@ -209,14 +241,27 @@ def main(argv=None) -> int:
         f"Machine: {result['machine']}  ",
         f"Date: {result['date']}",
         "",
-        "| model | input | mode | step img/s | loop img/s | loop/step | ms/img | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | input | mode | step img/s | loop img/s | loop/step | ms/img | peak MiB | GFLOP/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['model']} | {r['size']} px ({r['note']}) | {r['mode']} | {r['step_img_s']} | {r['loop_img_s']} | "
-        f"{r['loop_vs_step']} | {r['ms_per_img']} | {r['peak_mib']} |"
-        for r in rows
-    ]
+    peaks = result["machine"].get("matmul_peak_gflop_s") or {}
+    for r in rows:
+        gflops = r.get("gflop_s")  # rows measured before FLOPs were counted have none
+        peak = peaks.get("bf16" if r["mode"].startswith("bf16") else "fp32")
+        share = f"{gflops / peak:.0%}" if gflops and peak else "-"
+        lines.append(
+            f"| {r['model']} | {r['size']} px ({r['note']}) | {r['mode']} | {r['step_img_s']} | {r['loop_img_s']} | "
+            f"{r['loop_vs_step']} | {r['ms_per_img']} | {r['peak_mib']} | {gflops or '-'} | {share} |"
+        )
+    if peaks:
+        lines += [
+            "",
+            f"Measured matmul peak (2048 x 2048 product, all cores): fp32 {peaks['fp32']} GFLOP/s, "
+            f"bf16 {peaks['bf16']} GFLOP/s; % of peak compares with the peak of the row's precision. "
+            "GFLOP/s counts convolutions and matrix products of a training "
+            "step (forward and backward; torch.utils.flop_counter), not element-wise work (BatchNorm, ReLU, "
+            "concatenation), which costs time but no FLOPs.",
+        ]
     for prof, nbs in walls.items():
         lines += [
             "",

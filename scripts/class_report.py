@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.results import project_root, write_json, write_text
+from pneumolib.run import machine_kind
 from pneumolib.schema import read_results
 
 GOAL_S = {True: 600, False: 1200}  # native bf16: 10 min; AVX2 only: 20 min
@@ -35,14 +36,6 @@ AUROC_GOAL = 0.01
 #: the tasks each training notebook must have trained on a first run (06 also loads 05's flat runs)
 TRAINED_TASKS = {"03": ("binary",), "04": ("binary",), "05": ("three_class",), "06": ("stage_a", "stage_b")}
 LOADED = "loaded finished run"  # what train_seeds prints for a run it did not train
-
-
-def _kind(machine: dict) -> str:
-    kind = machine.get("cpu_capability") or "unknown CPU"
-    kind += " + native bf16" if machine.get("bf16_native") else ""
-    if "amx" in machine:  # AMX roughly doubles bf16 training speed on CPU: a machine with it is another kind
-        kind += " + AMX" if machine["amx"] else ", no AMX"
-    return kind
 
 
 def measurement(root: Path) -> dict:
@@ -135,7 +128,7 @@ def main() -> int:
     record = measurement(root)
     path = root / "benchmarks" / "class.json"
     records = json.loads(path.read_text()) if path.exists() else {}
-    records[_kind(record["machine"])] = record
+    records[machine_kind(record["machine"])] = record
     write_json(path, records)
     text = render(records)
     write_text(

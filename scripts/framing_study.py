@@ -2,13 +2,14 @@
 
 For each framing of ``pneumolib.data.FRAMINGS`` (centre crop, a tighter 80% centre crop, letterbox,
 plain resize) it trains the three-class custom CNN with the ``cpu`` profile's three-class protocol
-(Kermany at 64 px, patient-grouped validation split, every seed of the profile), chooses the framing
+(fixed epoch budget, cosine schedule, best validation macro AUROC kept; Kermany at 64 px,
+patient-grouped validation split, every seed of the profile), chooses the framing
 on **validation** macro-F1 (mean over seeds), and reports every framing on test: macro-F1, normal-class
 recall, and the error rate on normal test images by aspect-ratio tercile of the original file (narrow,
 middle, wide), the shortcut notebook 05 found. Only the custom CNN, to keep the study within minutes on
 a laptop; the rows say so. Output: ``benchmarks/framing.json`` and ``benchmarks/FRAMING.md``.
 
-    python scripts/framing_study.py                 # ~15 minutes on 2 cores
+    python scripts/framing_study.py                 # ~10-20 minutes on 2 cores
     python scripts/framing_study.py --seeds 0       # quicker, one seed
 """
 
@@ -24,10 +25,11 @@ import pandas as pd
 
 from pneumolib.audits import aspect_ratios, train_share
 from pneumolib.data import CLASSES_3, FRAMINGS, full_manifest, load_three_class_splits, scan_kermany
+from pneumolib.loop import describe_config
 from pneumolib.metrics import multiclass_metrics
-from pneumolib.profiles import get_profile
+from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.results import write_json, write_text
-from pneumolib.train import train_or_load
+from pneumolib.train import config_for, train_or_load
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "simple_cnn"
@@ -81,7 +83,9 @@ def study(seeds: tuple[int, ...]) -> dict:
     return dict(
         date=time.strftime("%Y-%m-%d"),
         model=MODEL,
-        protocol="cpu profile, three-class task",
+        protocol="cpu profile's three-class protocol: "
+        + describe_config(config_for(cpu, MODEL, num_classes=3, task="three_class")),
+        profile_hash=profile_hash(cpu),
         size=cpu.kermany_size,
         seeds=list(seeds),
         train_share=share,
@@ -95,9 +99,10 @@ def markdown(result: dict) -> str:
     lines = [
         "# Framing study (`scripts/framing_study.py`)",
         "",
-        f"Three classes, custom CNN only, `cpu` protocol, Kermany {result['size']} px"
+        f"Three classes, custom CNN only, Kermany {result['size']} px"
         + (f" ({share:.0%} of the official train folder)" if share else "")
-        + f", seeds {', '.join(map(str, result['seeds']))} (mean over seeds), argmax. Measured {result['date']}.",
+        + f", seeds {', '.join(map(str, result['seeds']))} (mean over seeds), argmax. Measured {result['date']}. "
+        + f"Protocol: the {result['protocol']} (`cpu` profile {result.get('profile_hash', '?')}).",
         f"Chosen on validation macro-F1: **{result['chosen_on_validation']}**. "
         "The test columns are reported, never used to choose.",
         "",

@@ -49,8 +49,11 @@ def owned_training_s(root, profile: str, notebook: str) -> float | None:
     return sum(r["train_time_s"] for e in entries if e.get("model") in models for r in e.get("runs", []))
 
 
-def _cell(entry: dict | None, owned_s: float | None = None) -> str:
-    """One notebook's time, saying whether it trained or loaded (never a cached rerun shown as a first run)."""
+def _cell(entry: dict | None, owned_s: float | None = None, trained_above: int = 0) -> str:
+    """One notebook's time, saying whether it trained or loaded (never a cached rerun shown as a first run).
+
+    ``trained_above``: runs trained by the earlier notebooks of the same course run (same commit); a notebook
+    that loads only those is part of a first run of the course, not a rerun."""
     if not entry:
         return ""
     if entry.get("status") != "ok":
@@ -62,6 +65,9 @@ def _cell(entry: dict | None, owned_s: float | None = None) -> str:
         return f"{_t(wall)}" + (" (trained)" if owned_s else "")
     if entry["runs_loaded"] == 0:
         return f"{_t(wall)} (first run" + (f", trained {entry['runs_trained']} runs)" if entry["runs_trained"] else ")")
+    if entry["runs_loaded"] <= trained_above:
+        trained = f"trained {entry['runs_trained']} runs, " if entry["runs_trained"] else ""
+        return f"{_t(wall)} (first run of the course, {trained}loaded {entry['runs_loaded']} runs trained above)"
     first = wall + entry["train_s_loaded"]
     return f"rerun {_t(wall)} (loaded {entry['runs_loaded']} runs); first run ≈ {_t(first)}"
 
@@ -110,10 +116,17 @@ def table(root) -> str:
     names = sorted({nb for meta in runs.values() for nb in meta.get("notebooks", {})})
     head = "| notebook | " + " | ".join(f"`{p}`" for p in runs) + " |"
     lines = [head, "|---|" + "---|" * len(runs)]
+    above = {prof: (0, None) for prof in runs}  # (runs trained by earlier notebooks of one course run, commit)
     for nb in names:
         cells = []
         for prof, meta in runs.items():
-            cells.append(_cell(meta.get("notebooks", {}).get(nb), owned_training_s(root, prof, nb)))
+            entry = meta.get("notebooks", {}).get(nb)
+            trained, commit = above[prof]
+            same_run = entry is not None and entry.get("git_commit") == commit
+            cells.append(_cell(entry, owned_training_s(root, prof, nb), trained if same_run else 0))
+            if entry is not None:
+                start = 0 if entry.get("git_commit") != commit else trained
+                above[prof] = (start + entry.get("runs_trained", 0), entry.get("git_commit"))
         lines.append(f"| `{nb}` | " + " | ".join(cells) + " |")
     machines = "; ".join(f"`{p}`: {_machine(m)}, {m.get('date', '?')[:10]}" for p, m in runs.items())
     lines += [

@@ -169,8 +169,11 @@ def test_committed_cpu_findings_render(committed):
     assert "not available" not in text
     cal = schema.read_results(committed, "calibration")
     before, after = cal["binary"]["ensemble"]["before"]["ece_15"], cal["binary"]["ensemble"]["after"]["ece_15"]
-    word = "raised" if round(after, 3) > round(before, 3) else "lowered"
-    assert f"{word} the ECE (15 bins) from {before:.3f} to {after:.3f}" in text
+    if round(after, 3) == round(before, 3):
+        assert f"left the ECE (15 bins) unchanged at {before:.3f}" in text
+    else:
+        word = "raised" if round(after, 3) > round(before, 3) else "lowered"
+        assert f"{word} the ECE (15 bins) from {before:.3f} to {after:.3f}" in text
     assert "Kermany training folder" in text and "centre-crops" in text
     assert F.markdown(found["data coverage"], "Data").startswith("**Data**\n\n* ")
 
@@ -202,3 +205,36 @@ def test_best_model_is_decided_by_the_printed_numbers():
         or "B and A share the highest" in (best_model_findings(binary)[0])
     )
     assert "not available" in best_model_findings({"models": {}})[0]
+
+
+def _framing(name, val, test, recall, narrow, wide):
+    return name, {
+        "val_macro_f1": val,
+        "test_macro_f1": test,
+        "test_normal_recall": recall,
+        "normal_error_by_aspect": {"narrow": narrow, "middle": (narrow + wide) / 2, "wide": wide},
+    }
+
+
+def test_framing_sentences_follow_the_study():
+    study = {
+        "chosen_on_validation": "resize",
+        "framings": dict(
+            [_framing("crop", 0.63, 0.70, 0.80, 0.04, 0.34), _framing("resize", 0.75, 0.71, 0.56, 0.20, 0.73)]
+        ),
+    }
+    text = " ".join(F.framing_findings(study))
+    assert "chose resize" in text and "higher macro-F1 than crop" in text and "lower normal recall" in text
+    assert "steepest gradient (the most use of the framing cue) is resize's" in text
+    assert "Validation preferred the framing that leans most on the shortcut" in text
+    # the other way round: the chosen framing has the flatter gradient and the better recall
+    study["framings"]["resize"] = _framing("resize", 0.75, 0.68, 0.90, 0.10, 0.15)[1]
+    text = " ".join(F.framing_findings(study))
+    assert "lower macro-F1 than crop" in text and "higher normal recall" in text
+    assert "steepest gradient (the most use of the framing cue) is crop's" in text
+    assert "leans most on the shortcut" not in text and "Best test macro-F1: crop" in text
+
+
+def test_framing_without_a_study_says_how_to_make_one():
+    (sentence,) = F.framing_findings(None)
+    assert "not available" in sentence and "scripts/framing_study.py" in sentence

@@ -212,6 +212,15 @@ def test_predict_and_proba_shapes():
     assert logits_to_proba(np.array([0.0]))[0] == pytest.approx(0.5)
 
 
+def test_hflip_tta_averages_the_logits_of_each_image_and_its_mirror():
+    splits = toy_splits(16, classes=("normal", "bacteria", "virus"))
+    model = M.build_model("simple_cnn", 3)
+    plain, tta = predict_logits(model, splits["test"]), predict_logits(model, splits["test"], hflip=True)
+    mirrored = dataclasses.replace(splits["test"], images=torch.flip(splits["test"].images, dims=[-1]))
+    assert np.allclose(tta, (plain + predict_logits(model, mirrored)) / 2, atol=1e-5)
+    assert not np.allclose(tta, plain, atol=1e-5)  # an untrained CNN is not mirror-symmetric
+
+
 def test_config_for_applies_task_changes_only_to_that_task():
     from pneumolib.profiles import Profile
     from pneumolib.train import config_for

@@ -28,7 +28,7 @@ from .evaluation import (
     plot_roc_pr,
 )
 from .gradcam import plot_gradcam_grid, plot_sanity_curves
-from .three_class import plot_distribution_shift, plot_error_sources, plot_two_stage_rules
+from .three_class import plot_distribution_shift, plot_error_sources, plot_framing_study, plot_two_stage_rules
 
 __all__ = [
     "DPI",
@@ -38,6 +38,7 @@ __all__ = [
     "plot_distribution_shift",
     "plot_error_sources",
     "plot_filters",
+    "plot_framing_study",
     "plot_gradcam_grid",
     "plot_history",
     "plot_image_grid",

@@ -100,3 +100,35 @@ def plot_two_stage_rules(
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def plot_framing_study(study: Mapping, title: str = "") -> Figure:
+    """The framing study (``benchmarks/framing.json``): validation and test macro-F1 per framing (left; the one
+    validation chose is marked), and the error rate on normal test images by aspect-ratio third of the
+    original file (right: a rising staircase is a model using the framing cue)."""
+    framings = study.get("framings") or {}
+    if not framings:
+        raise ValueError("plot_framing_study needs a study with framings (run python scripts/framing_study.py)")
+    names = list(framings)
+    x = np.arange(len(names))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for i, (split, key) in enumerate((("validation", "val_macro_f1"), ("test", "test_macro_f1"))):
+        left.bar(x + (i - 0.5) * 0.38, [framings[n][key] for n in names], 0.38, label=split, color=f"C{i}")
+    chosen = study.get("chosen_on_validation")
+    left.set_xticks(x, [f"{n}\n(chosen)" if n == chosen else n for n in names])
+    lows = [min(framings[n]["val_macro_f1"], framings[n]["test_macro_f1"]) for n in names]
+    left.set(ylabel="macro-F1", ylim=(max(0.0, min(lows) - 0.1), 1.0), title="Chosen on validation, reported on test")
+    left.legend(frameon=False, fontsize=8)
+    thirds = ("narrow", "middle", "wide")
+    for i, third in enumerate(thirds):
+        errors = [(framings[n].get("normal_error_by_aspect") or {}).get(third, np.nan) for n in names]
+        right.bar(x + (i - 1) * 0.26, errors, 0.26, label=f"{third} third", color=plt.cm.Greys(0.35 + 0.25 * i))
+    right.set_xticks(x, names)
+    right.set(ylabel="error rate", ylim=(0, 1), title="Normal test images: error by aspect ratio of the original")
+    right.legend(frameon=False, fontsize=8)
+    for ax in (left, right):
+        ax.spines[["top", "right"]].set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
