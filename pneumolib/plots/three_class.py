@@ -117,14 +117,14 @@ def plot_framing_study(study: Mapping, title: str = "") -> Figure:
     chosen = study.get("chosen_on_validation")
     left.set_xticks(x, [f"{n}\n(chosen)" if n == chosen else n for n in names])
     lows = [min(framings[n]["val_macro_f1"], framings[n]["test_macro_f1"]) for n in names]
-    left.set(ylabel="macro-F1", ylim=(max(0.0, min(lows) - 0.1), 1.0), title="Chosen on validation, reported on test")
+    left.set(ylabel="macro-F1", ylim=(max(0.0, min(lows) - 0.1), 1.0), title="Chosen on validation; test only reported")
     left.legend(frameon=False, fontsize=8)
     thirds = ("narrow", "middle", "wide")
     for i, third in enumerate(thirds):
         errors = [(framings[n].get("normal_error_by_aspect") or {}).get(third, np.nan) for n in names]
         right.bar(x + (i - 1) * 0.26, errors, 0.26, label=f"{third} third", color=plt.cm.Greys(0.35 + 0.25 * i))
     right.set_xticks(x, names)
-    right.set(ylabel="error rate", ylim=(0, 1), title="Normal test images: error by aspect ratio of the original")
+    right.set(ylabel="error rate (normal test images)", ylim=(0, 1), title="Error by aspect ratio of the original")
     right.legend(frameon=False, fontsize=8)
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)
