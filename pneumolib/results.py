@@ -303,6 +303,21 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def fill_block(path: str | os.PathLike, name: str, text: str) -> Path:
+    """Replace what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path`` (e.g. the
+    README) with ``text``, atomically; a file without exactly one such pair is an error saying so."""
+    path = Path(path)
+    new, n = re.subn(
+        rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)",
+        lambda m: m.group(1) + text + m.group(2),
+        path.read_text(),
+        flags=re.S,
+    )
+    if n != 1:
+        raise SystemExit(f"{path.name} lacks the <!-- {name}:start --> ... <!-- {name}:end --> markers")
+    return write_text(path, new)
+
+
 # --------------------------------------------------------------------------- checksums, CSV
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
     """Hex digest of a file's bytes (``algorithm``: any name :func:`hashlib.new` knows)."""

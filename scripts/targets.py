@@ -17,11 +17,10 @@ The table also goes into the README, between ``<!-- targets:start -->`` and ``<!
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 from pneumolib.profiles import get_profile, profile_hash
-from pneumolib.results import project_root, write_json, write_text
+from pneumolib.results import fill_block, project_root, write_json, write_text
 from pneumolib.run import machine_kind
 from pneumolib.schema import read_results
 
@@ -135,18 +134,8 @@ def main() -> int:
     write_json(path, record)
     text = render(record)
     write_text(root / "benchmarks" / "TARGETS.md", text)
-    readme = root / "README.md"
-    if readme.exists():  # the table (without its title) between the README's markers
-        table = text.split("\n", 2)[2]
-        new, n = re.subn(
-            r"(<!-- targets:start -->\n).*?(<!-- targets:end -->)",
-            lambda m: m.group(1) + table + m.group(2),
-            readme.read_text(),
-            flags=re.S,
-        )
-        if n != 1:
-            sys.exit("README.md lacks the <!-- targets:start --> ... <!-- targets:end --> markers")
-        write_text(readme, new)
+    if (root / "README.md").exists():  # the table (without its title) between the README's markers
+        fill_block(root / "README.md", "targets", text.split("\n", 2)[2])
     print(text)
     return 0
 
