@@ -11,7 +11,8 @@ own floor), never one above it (``tests/test_layering.py`` checks this against :
                                                                     data audits, calibration
     evaluate, hierarchical, ensemble, explain                       results of runs, two-stage, ensembles, Grad-CAM
     explain_tools, plots                                            Grad-CAM companions, figures
-    findings                                                        sentences whose numbers and words come from results
+    findings, studies                                               sentences whose numbers and words come from results
+                                                                    (and from the committed studies in benchmarks/)
     report, run                                                     the PDF and model card, the notebook runner
 """
 
@@ -43,6 +44,7 @@ LAYERS = (
     "explain_tools",
     "plots",
     "findings",
+    "studies",
     "report",
     "run",
 )

@@ -112,6 +112,13 @@ def framing_study(root: str | os.PathLike | None = None) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def resolution_study(root: str | os.PathLike | None = None) -> dict | None:
+    """The committed resolution study (``benchmarks/resolution.json``, written by ``scripts/resolution_study.py``),
+    or None if it has not been run."""
+    path = Path(root or project_root()) / "benchmarks" / "resolution.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:
     """Width / height of each image file, read from the file header (no decoding).
 

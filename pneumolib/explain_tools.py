@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .explain import cam_overlay, feature_map_size, get_layer, grad_cam
+from .parameters import run_by_papermill
 from .profiles import Profile, profile_hash
 
 __all__ = [
@@ -207,7 +208,9 @@ def cam_browser(
     images of that outcome (most confident first); shows truth, prediction, P(pneumonia) and the
     Grad-CAM overlay of the *predicted* class. Returns the widget (a ``VBox``; display it as a cell's
     last expression). ``box.render()`` draws the current selection into the widget's output area
-    and returns the image index; it runs once on creation, which is all a headless run does.
+    and returns the image index; it runs once on creation. In a papermill run
+    (:func:`~pneumolib.parameters.run_by_papermill`) no widget is made: the first view is drawn as a plain
+    figure and None is returned.
 
     ``images``: float ``(N, 1, H, W)`` in [0, 1]; ``probs``: P(pneumonia) ``(N,)``; ``groups``:
     :func:`~pneumolib.explain.outcome_indices` of the same images.
@@ -218,25 +221,33 @@ def cam_browser(
     if not options:
         raise ValueError("every outcome group is empty: nothing to browse")
     _, module = get_layer(model, layer)
+
+    def draw(idx: int) -> None:
+        pred = int(p[idx] >= threshold)
+        cam = grad_cam(model, x[idx : idx + 1], target_class=pred, layer=module)[0]
+        fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
+        axes[0].imshow(x[idx, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[1].imshow(cam_overlay(x[idx, 0].numpy(), cam, alpha=alpha))
+        for ax in axes:
+            ax.axis("off")
+        axes[0].set_title(f"test #{idx}: true {class_names[y[idx]]}", fontsize=9)
+        axes[1].set_title(f"pred {class_names[pred]}, P(pneumonia)={p[idx]:.2f}\n(t={threshold:.2f})", fontsize=9)
+        fig.tight_layout()
+        plt.show()
+
+    if run_by_papermill():  # a batch run: no widgets (nobody to move them; they can stall nbclient), one static view
+        print(f"batch run: the picker's first view ({options[0]}, rank 0); open the notebook in JupyterLab to browse")
+        draw(int(groups[options[0]][0]))
+        return None
     outcome = widgets.Dropdown(options=options, value=options[0], description="outcome")
     rank = widgets.IntSlider(value=0, min=0, max=len(groups[options[0]]) - 1, description="rank")
     out = widgets.Output()
 
     def render(*_):
         idx = int(groups[outcome.value][min(rank.value, len(groups[outcome.value]) - 1)])
-        pred = int(p[idx] >= threshold)
-        cam = grad_cam(model, x[idx : idx + 1], target_class=pred, layer=module)[0]
         out.clear_output(wait=True)
         with out:
-            fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
-            axes[0].imshow(x[idx, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[1].imshow(cam_overlay(x[idx, 0].numpy(), cam, alpha=alpha))
-            for ax in axes:
-                ax.axis("off")
-            axes[0].set_title(f"test #{idx}: true {class_names[y[idx]]}", fontsize=9)
-            axes[1].set_title(f"pred {class_names[pred]}, P(pneumonia)={p[idx]:.2f}\n(t={threshold:.2f})", fontsize=9)
-            fig.tight_layout()
-            plt.show()
+            draw(idx)
         return idx
 
     busy = {"on": False}

@@ -27,6 +27,11 @@ __all__ = [
     "SANITY_FAIL_RHO",
     "UNIFORM_STD",
     "fmt",
+    "pct",
+    "is_number",
+    "improvement",
+    "join_words",
+    "not_available",
     "direction",
     "change_phrase",
     "temperature_findings",
@@ -34,7 +39,6 @@ __all__ = [
     "threshold_findings",
     "prevalence_findings",
     "shift_findings",
-    "framing_findings",
     "ensemble_findings",
     "budget_findings",
     "best_model_findings",
@@ -61,17 +65,17 @@ CAL_NAMES = {"ece_15": "ECE (15 bins)", "mce_15": "MCE", "nll": "NLL", "brier": 
 
 
 # --------------------------------------------------------------------------- numbers and words
-def _ok(x: Any) -> bool:
+def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def fmt(x: Any, digits: int = 3) -> str:
     """A number as printed in a finding (``"n/a"`` for a missing or undefined one)."""
-    return f"{x:.{digits}f}" if _ok(x) else "n/a"
+    return f"{x:.{digits}f}" if is_number(x) else "n/a"
 
 
-def _pct(x: Any, digits: int = 0) -> str:
-    return f"{x:.{digits}%}" if _ok(x) else "n/a"
+def pct(x: Any, digits: int = 0) -> str:
+    return f"{x:.{digits}%}" if is_number(x) else "n/a"
 
 
 def members_text(labels: Sequence[str]) -> str:
@@ -88,7 +92,7 @@ def members_text(labels: Sequence[str]) -> str:
 
 def direction(before: Any, after: Any, digits: int = 3) -> int | None:
     """+1 if ``after`` is larger than ``before`` *as printed* with ``digits``, -1 if smaller, 0 if equal."""
-    if not (_ok(before) and _ok(after)):
+    if not (is_number(before) and is_number(after)):
         return None
     a, b = round(float(before), digits), round(float(after), digits)
     return (b > a) - (b < a)
@@ -105,18 +109,18 @@ def change_phrase(what: str, before: Any, after: Any, digits: int = 3) -> str:
     return f"{verb} {what} from {fmt(before, digits)} to {fmt(after, digits)}"
 
 
-def _better(before: Any, after: Any, lower_is_better: bool = True, digits: int = 3) -> int | None:
+def improvement(before: Any, after: Any, lower_is_better: bool = True, digits: int = 3) -> int | None:
     """+1 better, -1 worse, 0 unchanged, None unknown."""
     d = direction(before, after, digits)
     return None if d is None else (-d if lower_is_better else d)
 
 
-def _join(parts: Sequence[str]) -> str:
+def join_words(parts: Sequence[str]) -> str:
     parts = list(parts)
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _na(topic: str, why: str) -> str:
+def not_available(topic: str, why: str) -> str:
     return f"{topic}: not available ({why})."
 
 
@@ -126,12 +130,16 @@ def temperature_findings(cal: Mapping, task: str = "binary") -> list[str]:
     topic = "binary" if task == "binary" else "three-class"
     entry = (cal.get(task) or {}).get("ensemble")
     if not entry:
-        return [_na(f"Temperature scaling of the {topic} ensemble", (cal.get(task) or {}).get("skipped", "no entry"))]
+        return [
+            not_available(
+                f"Temperature scaling of the {topic} ensemble", (cal.get(task) or {}).get("skipped", "no entry")
+            )
+        ]
     t, before, after = entry.get("temperature"), entry["before"], entry["after"]
-    how = "sharpens" if _ok(t) and t < 1 else "softens" if _ok(t) and t > 1 else "leaves unchanged"
+    how = "sharpens" if is_number(t) and t < 1 else "softens" if is_number(t) and t > 1 else "leaves unchanged"
     keys = ("ece_15", "mce_15", "nll")
     changes = [change_phrase(f"the {CAL_NAMES[k]}", before.get(k), after.get(k)) for k in keys]
-    verdicts = {k: _better(before.get(k), after.get(k)) for k in keys}
+    verdicts = {k: improvement(before.get(k), after.get(k)) for k in keys}
     better = [CAL_NAMES[k] for k, v in verdicts.items() if v == 1]
     worse = [CAL_NAMES[k] for k, v in verdicts.items() if v == -1]
     if better and not worse:
@@ -139,12 +147,12 @@ def temperature_findings(cal: Mapping, task: str = "binary") -> list[str]:
     elif worse and not better:
         verdict = "on the test set it made calibration worse, not better"
     elif better and worse:
-        verdict = f"a mixed result: {_join(better)} improved while {_join(worse)} got worse"
+        verdict = f"a mixed result: {join_words(better)} improved while {join_words(worse)} got worse"
     else:
         verdict = "on the test set it changed nothing measurable"
     sentence = (
         f"Temperature scaling of the {topic} ensemble (T = {fmt(t, 2)}, fitted on validation; T {how} "
-        f"the probabilities) {_join(changes)} on the test set: {verdict}."
+        f"the probabilities) {join_words(changes)} on the test set: {verdict}."
     )
     out = [sentence]
     if worse:
@@ -160,10 +168,10 @@ def target_findings(cal: Mapping) -> list[str]:
     target = cal.get("target")
     entry = (cal.get("binary") or {}).get("ensemble")
     if not target or not entry:
-        return [_na("ECE target", "no target recorded")]
+        return [not_available("ECE target", "no target recorded")]
     before, after, limit = entry["before"].get("ece_15"), target.get("value"), target.get("limit")
-    met = _ok(after) and _ok(limit) and after <= limit
-    met_before = _ok(before) and _ok(limit) and before <= limit
+    met = is_number(after) and is_number(limit) and after <= limit
+    met_before = is_number(before) and is_number(limit) and before <= limit
     s = (
         f"The binary ensemble's test ECE (15 bins) is {fmt(after)} after temperature scaling: "
         f"the target ECE ≤ {fmt(limit, 2)} is {'met' if met else 'not met'}"
@@ -185,12 +193,12 @@ def prevalence_findings(binary: Mapping) -> list[str]:
         n = sum(c.values())
         share[split] = c.get("pneumonia", 0) / n if n else None
     if share["val"] is None or share["test"] is None:
-        return [_na("Validation vs test prevalence", "no class counts")]
+        return [not_available("Validation vs test prevalence", "no class counts")]
     d = direction(share["val"], share["test"], 3)
     rel = "lower than" if d == -1 else "higher than" if d == 1 else "the same as"
     return [
-        f"Pneumonia makes up {_pct(share['val'], 1)} of the validation split (a 9:1 split of the source train "
-        f"folder) and {_pct(share['test'], 1)} of the test split (the separate source test folder): "
+        f"Pneumonia makes up {pct(share['val'], 1)} of the validation split (a 9:1 split of the source train "
+        f"folder) and {pct(share['test'], 1)} of the test split (the separate source test folder): "
         f"the test prevalence is {rel} the validation prevalence."
     ]
 
@@ -214,7 +222,7 @@ def threshold_findings(cal: Mapping, binary: Mapping | None = None) -> list[str]
         )
     if drops:
         name = str(op.get("ensemble") or "the ensemble").removeprefix("Ensemble: ")
-        s = f"For the ensemble ({name}), {_join([t for _, t in drops])}"
+        s = f"For the ensemble ({name}), {join_words([t for _, t in drops])}"
         if any(d == -1 for d, _ in drops):
             s += ": the validation-chosen thresholds did not carry over to the test set"
         out.append(s + ".")
@@ -229,7 +237,7 @@ def threshold_findings(cal: Mapping, binary: Mapping | None = None) -> list[str]
     for entry in ((binary or {}).get("models") or {}).values():
         f05 = entry["summary"]["at_05"].get("f1", {}).get("mean")
         fval = entry["summary"]["at_val_threshold"].get("f1", {}).get("mean")
-        v = _better(f05, fval, lower_is_better=False)
+        v = improvement(f05, fval, lower_is_better=False)
         if v is None:
             continue
         word = "higher than" if v == 1 else "lower than" if v == -1 else "the same as"
@@ -237,7 +245,7 @@ def threshold_findings(cal: Mapping, binary: Mapping | None = None) -> list[str]
             f"{entry['display_name']}: test F1 at the validation max-F1 threshold is {fmt(fval)}, {word} at "
             f"threshold 0.5 ({fmt(f05)}; mean over seeds)."
         )
-    return out or [_na("Operating points", "none recorded")]
+    return out or [not_available("Operating points", "none recorded")]
 
 
 # --------------------------------------------------------------------------- framing shortcut (notebook 05)
@@ -245,7 +253,7 @@ def shift_findings(three: Mapping) -> list[str]:
     """The aspect-ratio (framing) shortcut of the three-class task: what the pipeline does, what was measured."""
     shift = three.get("shift")
     if not shift:
-        return [_na("Framing shortcut", "no shift audit recorded")]
+        return [not_available("Framing shortcut", "no shift audit recorded")]
     terc = shift.get("normal_test_error_rate_by_aspect_tercile") or {}
     auroc = (shift.get("aspect_ratio") or {}).get("auroc_pneumonia") or {}
     rates = [terc.get(k) for k in ("narrow", "middle", "wide")]
@@ -253,7 +261,7 @@ def shift_findings(three: Mapping) -> list[str]:
         "The pipeline centre-crops every X-ray to a square (it does not squeeze it), but the crop keeps "
         "how the patient is framed, so the original shape can still act as a shortcut."
     ]
-    if all(_ok(r) for r in rates):
+    if all(is_number(r) for r in rates):
         rising = rates[0] < rates[1] < rates[2]
         falling = rates[0] > rates[1] > rates[2]
         flat = len({round(r, 2) for r in rates}) == 1
@@ -262,10 +270,10 @@ def shift_findings(three: Mapping) -> list[str]:
         )
         out.append(
             f"The ensemble's error rate on normal test images {trend} with the width/height ratio of the original: "
-            f"{_pct(rates[0])} in the narrowest third, {_pct(rates[1])} in the middle third, {_pct(rates[2])} in the "
+            f"{pct(rates[0])} in the narrowest third, {pct(rates[1])} in the middle third, {pct(rates[2])} in the "
             "widest third."
         )
-    if _ok(auroc.get("train")):
+    if is_number(auroc.get("train")):
         strength = (
             "strongly"
             if abs(auroc["train"] - 0.5) >= 0.25
@@ -280,51 +288,6 @@ def shift_findings(three: Mapping) -> list[str]:
     return out
 
 
-def framing_findings(study: Mapping | None) -> list[str]:
-    """The framing study (``benchmarks/framing.json``, ``scripts/framing_study.py``): what validation chose,
-    and how each framing did on test against the centre crop the course uses."""
-    framings = (study or {}).get("framings") or {}
-    chosen = (study or {}).get("chosen_on_validation")
-    if chosen not in framings or "crop" not in framings:
-        return [_na("Framing study", "run python scripts/framing_study.py to make benchmarks/framing.json")]
-    c, k = framings[chosen], framings["crop"]
-    out = [
-        f"Validation (patient-grouped, cut from the training folder) chose {chosen}: validation macro-F1 "
-        f"{fmt(c['val_macro_f1'])}, against {fmt(k['val_macro_f1'])} for the centre crop."
-    ]
-    if chosen != "crop":
-        recall = _better(k["test_normal_recall"], c["test_normal_recall"], lower_is_better=False)
-        f1 = _better(k["test_macro_f1"], c["test_macro_f1"], lower_is_better=False)
-        word = {1: "higher", -1: "lower", 0: "the same", None: "not comparable"}
-        out.append(
-            f"On test (the other folder) {chosen} had a {word[f1]} macro-F1 than crop ({fmt(c['test_macro_f1'])} vs "
-            f"{fmt(k['test_macro_f1'])}) and a {word[recall]} normal recall ({fmt(c['test_normal_recall'])} vs "
-            f"{fmt(k['test_normal_recall'])})."
-        )
-    gaps = {}
-    for name, f in framings.items():
-        e = f.get("normal_error_by_aspect") or {}
-        if _ok(e.get("narrow")) and _ok(e.get("wide")):
-            gaps[name] = e["wide"] - e["narrow"]
-    if gaps:
-        steepest, flattest = max(gaps, key=gaps.get), min(gaps, key=gaps.get)
-        out.append(
-            "Error on normal test images, widest third minus narrowest third of the originals: "
-            + ", ".join(f"{n} {_pct(g)}" for n, g in gaps.items())
-            + f"; the steepest gradient (the most use of the framing cue) is {steepest}'s, the flattest {flattest}'s."
-        )
-        if steepest == chosen:
-            out.append(
-                "Validation preferred the framing that leans most on the shortcut: validation images share the "
-                "training folder's framing, so a shortcut that works there also scores there. Only data framed "
-                "differently (here the test folder) shows the cost, and the test set may not be used to choose."
-            )
-    best_test = max(framings, key=lambda n: framings[n]["test_macro_f1"])
-    best_f1 = fmt(framings[best_test]["test_macro_f1"])
-    out.append(f"Best test macro-F1: {best_test} ({best_f1}; reported, not used to choose).")
-    return out
-
-
 # --------------------------------------------------------------------------- ensembles
 def ensemble_findings(cal: Mapping | None = None, three: Mapping | None = None) -> list[str]:
     """The ensemble of each task against its best member, each ensemble named with its members."""
@@ -336,7 +299,7 @@ def ensemble_findings(cal: Mapping | None = None, three: Mapping | None = None) 
         members = [m for m in ens.get("members", []) if m in evm]
         if members:
             best = max(members, key=lambda m: evm[m].get("auroc") or -1)
-            v = _better(evm[best].get("auroc"), evm[label].get("auroc"), lower_is_better=False)
+            v = improvement(evm[best].get("auroc"), evm[label].get("auroc"), lower_is_better=False)
             word = "higher than" if v == 1 else "lower than" if v == -1 else "equal to"
             out.append(
                 f"{label}: test AUROC {fmt(evm[label].get('auroc'))}, {word} its best member "
@@ -348,18 +311,18 @@ def ensemble_findings(cal: Mapping | None = None, three: Mapping | None = None) 
             f"The three-class ensemble of notebook 05 averages {len(e3['members'])} runs "
             f"({members_text(e3['members'])}): macro-F1 {fmt(e3['test'].get('macro_f1'))} on test."
         )
-    return out or [_na("Ensembles", "no ensemble recorded")]
+    return out or [not_available("Ensembles", "no ensemble recorded")]
 
 
 # --------------------------------------------------------------------------- which model is best
 def _ranked(entries: Sequence[tuple[str, Any]]) -> tuple[str, str, str] | None:
     """(``"ResNet18 has the highest"``, its value, the others): order and words come from the printed numbers."""
-    ok = sorted(((n, v) for n, v in entries if _ok(v)), key=lambda e: -e[1])
+    ok = sorted(((n, v) for n, v in entries if is_number(v)), key=lambda e: -e[1])
     if not ok:
         return None
     top = [n for n, v in ok if fmt(v) == fmt(ok[0][1])]
     rest = ", ".join(f"{n} {fmt(v)}" for n, v in ok if n not in top)
-    lead = f"{_join(top)} {'share' if len(top) > 1 else 'has'} the highest"
+    lead = f"{join_words(top)} {'share' if len(top) > 1 else 'has'} the highest"
     return lead, fmt(ok[0][1]), rest
 
 
@@ -377,7 +340,7 @@ def best_model_findings(binary: Mapping | None = None, three: Mapping | None = N
         ]
         ranked = _ranked(entries)
         if not ranked:
-            out.append(_na(f"Best {task} model", "no models recorded"))
+            out.append(not_available(f"Best {task} model", "no models recorded"))
             continue
         lead, value, rest = ranked
         data = ((results or {}).get("meta") or {}).get("dataset", "")
@@ -393,7 +356,7 @@ def budget_label(entry: Mapping) -> str:
     runs = entry.get("runs") or []
     budget = (entry.get("protocol") or {}).get("max_epochs")
     last = sum(1 for r in runs if r.get("best_epoch") == r.get("epochs_run"))
-    stopped = sum(1 for r in runs if _ok(budget) and r.get("epochs_run", budget) < budget)
+    stopped = sum(1 for r in runs if is_number(budget) and r.get("epochs_run", budget) < budget)
     s = f"{budget}-epoch budget; best epoch = last in {last}/{len(runs)} seeds"
     return s + (f"; stopped early in {stopped}/{len(runs)}" if stopped else "")
 
@@ -402,7 +365,7 @@ def budget_findings(task: Mapping, task_name: str = "binary") -> list[str]:
     """Budgets differ between models: say so, and say whether a model was still improving."""
     models = task.get("models") or {}
     if not models:
-        return [_na(f"Training budgets ({task_name})", "no models recorded")]
+        return [not_available(f"Training budgets ({task_name})", "no models recorded")]
     out = [f"{task_name.capitalize()}, {e['display_name']}: {budget_label(e)}." for e in models.values()]
     budgets = {(e.get("protocol") or {}).get("max_epochs") for e in models.values()}
     if len(budgets) > 1:
@@ -426,23 +389,23 @@ def coverage_findings(data: Mapping | None, three: Mapping | None = None) -> lis
     """Share of the official Kermany train folder behind the three-class results."""
     data = data or {}
     share = (data.get("kermany_coverage") or {}).get("train_share")
-    if not _ok(share):
+    if not is_number(share):
         share = ((three or {}).get("coverage") or {}).get("train_share")
     present = ((data.get("overlap_present") or {}).get("images") or {}).get("train")
     full = ((data.get("overlap_full") or {}).get("images") or {}).get("train")
-    if not _ok(share):
-        return [_na("Kermany coverage", "no Kermany folder or manifest")]
-    counts = f" ({present:,} of {full:,} images)" if _ok(present) and _ok(full) else ""
+    if not is_number(share):
+        return [not_available("Kermany coverage", "no Kermany folder or manifest")]
+    counts = f" ({present:,} of {full:,} images)" if is_number(present) and is_number(full) else ""
     if round(share, 2) >= 1:
         return [f"The three-class results use the full Kermany training folder{counts}."]
-    return [f"The three-class results were trained on {_pct(share)} of the Kermany training folder{counts}."]
+    return [f"The three-class results were trained on {pct(share)} of the Kermany training folder{counts}."]
 
 
 # --------------------------------------------------------------------------- Grad-CAM (notebook 08)
 def is_uniform_map(map_size: Sequence[int], border_mass_std: Any = None) -> bool:
     """A layer whose map has at most 2 cells per side, or whose maps all put the same share of their
     mass on the border, localises nothing: it is not shown as a comparison."""
-    return bool(map_size) and max(map_size) <= 2 or (_ok(border_mass_std) and border_mass_std < UNIFORM_STD)
+    return bool(map_size) and max(map_size) <= 2 or (is_number(border_mass_std) and border_mass_std < UNIFORM_STD)
 
 
 def uniform_layers(cams: Mapping) -> list[str]:
@@ -486,7 +449,7 @@ def gradcam_findings(cams: Mapping) -> list[str]:
         if not steps:
             continue
         last = steps[-1].get("spearman")
-        if not _ok(last):
+        if not is_number(last):
             continue
         verdict = (
             "the map barely depends on the learned weights: the sanity check fails"
@@ -498,7 +461,7 @@ def gradcam_findings(cams: Mapping) -> list[str]:
         out.append(
             f"{key}: rank correlation with the trained map after randomising every block is {fmt(last, 2)}; {verdict}."
         )
-    return out or [_na("Grad-CAM", "nothing recorded")]
+    return out or [not_available("Grad-CAM", "nothing recorded")]
 
 
 # --------------------------------------------------------------------------- everything at once
@@ -513,7 +476,11 @@ def key_findings(profile: Profile) -> dict[str, list[str]]:
     """Every finding of a profile's results, grouped by topic (missing files say "not available")."""
     r = {name: _read(profile, name) for name in ("data", "binary", "three_class", "calibration", "gradcam")}
     cal, binary, three = r["calibration"], r["binary"], r["three_class"]
-    miss = {name: [_na(name, f"results/{profile.name}/{name}.json not written yet")] for name in r if r[name] is None}
+    miss = {
+        name: [not_available(name, f"results/{profile.name}/{name}.json not written yet")]
+        for name in r
+        if r[name] is None
+    }
     return {
         "temperature scaling": (
             temperature_findings(cal, "binary") + temperature_findings(cal, "three_class") + target_findings(cal)

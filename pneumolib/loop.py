@@ -64,14 +64,34 @@ def cpu_flags() -> frozenset[str] | None:
         return None
 
 
+#: oneDNN instruction-set limits (``ONEDNN_MAX_CPU_ISA``) that still include native bf16 convolutions
+BF16_ISAS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
+
+
+def _isa_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)}
+
+
+def isa_limited() -> bool:
+    """True when this process is told to use an instruction set without native bf16: ``ATEN_CPU_CAPABILITY`` set
+    to ``avx2`` or ``default`` (PyTorch's own kernels) or ``ONEDNN_MAX_CPU_ISA`` below ``AVX512_CORE_BF16`` (its
+    convolutions), e.g. to make a newer machine behave like an AVX2-only laptop."""
+    aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return aten in ("avx2", "default") or (bool(onednn) and not onednn.startswith(BF16_ISAS))
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX): bf16 autocast then trains about 2x faster
     than fp32. Without it (e.g. AVX2 only) PyTorch emulates bf16 and trains 9-20x *slower* than fp32.
 
     Read from the CPU flags on Linux (``avx512_bf16``, ``amx_bf16``); elsewhere a short measurement decides
-    (a bf16 matrix product must be at least 1.2x faster than the fp32 one).
+    (a bf16 matrix product must be at least 1.2x faster than the fp32 one). A process limited to an older
+    instruction set (:func:`isa_limited`) has no native bf16 whatever the CPU has.
     """
+    if isa_limited():
+        return False
     flags = cpu_flags()
     if flags is not None:
         return bool(flags & {"avx512_bf16", "amx_bf16"})
@@ -112,6 +132,8 @@ def precision_info() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": cpu_has_native_bf16(),
         "precision_override": os.environ.get(PRECISION_ENV),
+        # only when set: a run made to behave like an older CPU must never pass for one measured on it
+        **({"isa_limits": _isa_env()} if isa_limited() else {}),
     }
 
 
@@ -139,6 +161,9 @@ def resolve_device(device: str = "cpu") -> torch.device:
     return torch.device(device)
 
 
+TTA_MODES = ("none", "hflip", "auto")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float = 1e-4
@@ -156,17 +181,23 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast (CPU): faster on CPUs with AVX-512 BF16 / AMX
     channels_last: bool = False
     seed: int = 0
+    # test-time augmentation of the run's stored predictions: "none"; "hflip" (each image's logits averaged with
+    # its mirror image's); "auto" (hflip only if it raises this run's validation metric: AUROC, or macro-F1 for
+    # several classes). It changes what is predicted, not how the model is trained.
+    tta: str = "none"
 
     def __post_init__(self):
         if self.scheduler not in ("plateau", "cosine"):
             raise ValueError(f"scheduler {self.scheduler!r} is not known: use 'plateau' or 'cosine'")
         if self.monitor not in ("val_loss", "val_auroc"):
             raise ValueError(f"monitor {self.monitor!r} is not known: use 'val_loss' or 'val_auroc'")
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"tta {self.tta!r} is not known: use one of {TTA_MODES}")
 
     def key(self) -> str:
         """Short hash identifying this configuration (a finished run is reused only if it matches)."""
         d = dataclasses.asdict(self)
-        for name in ("scheduler", "monitor"):  # options added later: at their default the key is unchanged
+        for name in ("scheduler", "monitor", "tta"):  # options added later: at their default the key is unchanged
             if d[name] == getattr(TrainConfig, name):
                 del d[name]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -531,4 +562,8 @@ def describe_config(config: TrainConfig | dict, epochs: bool = True) -> str:
         parts.append(f"{get('head_epochs')} head-only epochs first")
     if get("bf16"):
         parts.append("bf16 autocast" + (" + channels_last" if get("channels_last") else ""))
+    if get("tta") == "hflip":
+        parts.append("predictions averaged with the mirror image's (hflip TTA)")
+    elif get("tta") == "auto":
+        parts.append("hflip TTA where it raises the run's validation metric")
     return "; ".join(parts)

@@ -32,6 +32,20 @@ def _assigned_names(source: str) -> set[str]:
     }
 
 
+def _history() -> list[str]:
+    """The cells this kernel has executed so far (IPython's ``In``); empty outside a kernel."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return list(shell.user_ns.get("In", [])) if shell is not None else []
+
+
+def run_by_papermill(history: list[str] | None = None) -> bool:
+    """True when papermill runs this notebook (it injected a ``# Parameters`` cell, as ``python -m pneumolib.run``
+    always makes it do): a batch run with nobody to move a widget. Interactive widgets are then better left out:
+    nbclient can wait forever on a cell that displays one (jupyter/nbclient#312), which stalls the whole run."""
+    return any(cell.startswith(PAPERMILL_COMMENT + "\n") for cell in (_history() if history is None else history))
+
+
 def check_injected_parameters(history: list[str] | None = None) -> None:
     """Raise ValueError if papermill injected a name that the notebook's parameters cell does not assign.
 
@@ -40,9 +54,7 @@ def check_injected_parameters(history: list[str] | None = None) -> None:
     kernel or without a papermill cell (nbval, Jupyter).
     """
     if history is None:
-        ipython = sys.modules.get("IPython")
-        shell = ipython.get_ipython() if ipython is not None else None
-        history = list(shell.user_ns.get("In", [])) if shell is not None else []
+        history = _history()
     for before, cell in zip(history, history[1:]):
         if cell.startswith(PAPERMILL_COMMENT + "\n"):
             unknown = sorted(_assigned_names(cell) - _assigned_names(before))

@@ -147,7 +147,8 @@ PROFILES: dict[str, Profile] = {
         loss="weighted_bce",
         protocol_by_task={  # as on cpu
             "binary": {"scheduler": "cosine", "monitor": "val_auroc"},
-            "three_class": {"scheduler": "cosine", "monitor": "val_auroc", "channels_last": True},
+            # hflip test-time augmentation where validation says it helps (benchmarks/TTA.md): exercised here
+            "three_class": {"scheduler": "cosine", "monitor": "val_auroc", "channels_last": True, "tta": "auto"},
         },
     ),
     "cpu": _CPU,

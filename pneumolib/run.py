@@ -223,6 +223,8 @@ def machine_kind(machine: dict) -> str:
     (from :func:`machine_info`'s record): times are only comparable within one kind."""
     kind = machine.get("cpu_capability") or "unknown CPU"
     kind += " + native bf16" if machine.get("bf16_native") else ""
+    if machine.get("isa_limits"):  # a newer CPU limited to an older instruction set: an emulation, said so
+        kind += " (emulated: " + ", ".join(f"{k}={v}" for k, v in machine["isa_limits"].items()) + ")"
     if "amx" in machine:  # AMX roughly doubles bf16 training speed on CPU: a machine with it is another kind
         kind += " + AMX" if machine["amx"] else ", no AMX"
     return kind

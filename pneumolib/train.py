@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
 from .data import ImageSet, load_binary_splits, load_three_class_splits
 from .loop import (
@@ -41,6 +42,7 @@ from .loop import (
     seed_everything,
     use_bf16,
 )
+from .metrics import auroc_or_nan
 from .models import MODEL_NAMES, Classifier, build_model, weights_source
 from .profiles import PROFILES, Profile, get_profile, profile_hash, require_profile
 from .results import (
@@ -87,25 +89,51 @@ class Run:
         return df["y_true"].to_numpy(), squeeze(df[logit_cols].to_numpy()), squeeze(df[prob_cols].to_numpy())
 
 
-def _predictions_frame(model, splits: dict[str, ImageSet], bf16: bool, device) -> tuple[pd.DataFrame, float]:
-    """Predictions on val and test, and the test throughput in ms per image at batch 32."""
-    frames, ms_per_img = [], float("nan")
+def _validation_score(y: np.ndarray, probs: np.ndarray) -> float:
+    """The validation metric that decides ``tta="auto"``: AUROC (one output) or macro-F1 at the arg-max."""
+    if probs.ndim == 1:
+        return auroc_or_nan(y, probs)
+    return float(f1_score(y, probs.argmax(1), average="macro", labels=list(range(probs.shape[1])), zero_division=0))
+
+
+def _predictions_frame(
+    model, splits: dict[str, ImageSet], bf16: bool, device, tta: str = "none"
+) -> tuple[pd.DataFrame, float, dict]:
+    """Predictions on val and test, the test throughput in ms per image at batch 32 (without TTA), and what
+    test-time augmentation did: ``{"mode", "used", "val_plain", "val_hflip"}`` (scores only for ``"auto"``)."""
+    logits, ms_per_img = {}, float("nan")
     for split in ("val", "test"):
         t0 = time.perf_counter()
-        logits = predict_logits(model, splits[split], batch_size=32, bf16=bf16, device=device)
+        logits[split] = predict_logits(model, splits[split], batch_size=32, bf16=bf16, device=device)
         if split == "test":
             ms_per_img = 1000 * (time.perf_counter() - t0) / max(len(splits[split]), 1)
-        probs = logits_to_proba(logits)
-        df = pd.DataFrame({"split": split, "index": np.arange(len(logits)), "y_true": splits[split].labels.numpy()})
-        if logits.ndim == 1:
-            df["logit"], df["prob"] = logits, probs
+    tta_info = {"mode": tta, "used": tta == "hflip"}
+    if tta != "none":
+        flipped = {
+            s: predict_logits(model, splits[s], batch_size=32, bf16=bf16, device=device, hflip=True) for s in logits
+        }
+        if tta == "auto":
+            y = splits["val"].labels.numpy()
+            plain = _validation_score(y, logits_to_proba(logits["val"]))
+            mirrored = _validation_score(y, logits_to_proba(flipped["val"]))
+            tta_info.update(used=bool(mirrored > plain), val_plain=plain, val_hflip=mirrored)
+        if tta_info["used"]:
+            logits = flipped
+    frames = []
+    for split in ("val", "test"):
+        probs = logits_to_proba(logits[split])
+        df = pd.DataFrame(
+            {"split": split, "index": np.arange(len(logits[split])), "y_true": splits[split].labels.numpy()}
+        )
+        if logits[split].ndim == 1:
+            df["logit"], df["prob"] = logits[split], probs
         else:
-            for k in range(logits.shape[1]):
-                df[f"logit_{k}"] = logits[:, k]
-            for k in range(logits.shape[1]):
+            for k in range(logits[split].shape[1]):
+                df[f"logit_{k}"] = logits[split][:, k]
+            for k in range(logits[split].shape[1]):
                 df[f"prob_{k}"] = probs[:, k]
         frames.append(df)
-    return pd.concat(frames, ignore_index=True), ms_per_img
+    return pd.concat(frames, ignore_index=True), ms_per_img, tta_info
 
 
 MARKER_KEYS = ("config_key", "data", "weights", "best_epoch", "epochs_run", "train_time_s", "ms_per_img")
@@ -237,7 +265,7 @@ def train_or_load(
                 flush=True,
             )
         result = fit(model, splits["train"], splits["val"], config, run_dir, progress, device=device)
-        preds, ms = _predictions_frame(result.model, splits, config.bf16, device)
+        preds, ms, tta_info = _predictions_frame(result.model, splits, config.bf16, device, config.tta)
         latency = latency_ms(result.model, splits["test"], config.bf16, device)
         result.model.to("cpu")
         info = dict(
@@ -256,6 +284,7 @@ def train_or_load(
             epochs_run=len(result.history),
             train_time_s=result.train_time_s,
             ms_per_img=ms,
+            tta=tta_info,
             latency_ms_b1=latency,
             device=str(device),
             **precision_info(),

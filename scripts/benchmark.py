@@ -21,6 +21,8 @@ by ``python -m pneumolib.run``). Output: ``benchmarks/benchmark.json`` and
     python scripts/benchmark.py --quick         # fewer steps
     python scripts/benchmark.py --walls-only    # keep the measured rows, refresh the wall times
     python scripts/benchmark.py --modes bf16+channels_last fp32+channels_last --out benchmarks/other-machine
+    python scripts/benchmark.py --grid resolution --modes bf16+channels_last --out benchmarks/resolution
+    python scripts/benchmark.py --steps 40 --only resnet18   # longer measurements: steadier loop/step ratios
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ GRID = [  # (model, input px, note)
     ("densenet121", 64, "Kermany cpu"),
     ("resnet18", 224, "Kermany gpu profile"),
 ]
+RESOLUTION_GRID = [  # the three-class models at the sizes of scripts/resolution_study.py
+    (name, size, f"Kermany {size} px" + (", CIFAR stem" if name == "resnet18" and size < 112 else ""))
+    for name in ("simple_cnn", "resnet18", "densenet121")
+    for size in (64, 96, 128)
+]
+GRIDS = {"default": GRID, "resolution": RESOLUTION_GRID}
 MODES = {
     "fp32": dict(bf16=False, channels_last=False),
     "fp32+channels_last": dict(bf16=False, channels_last=True),
@@ -165,6 +173,8 @@ def machine() -> dict:
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         avx512_bf16="avx512_bf16" in flags,
         amx="amx_bf16" in flags,
+        # set to make this machine behave like an older one (e.g. AVX2 only): recorded so nobody mistakes it
+        isa_limits={k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)},
         matmul_peak_gflop_s={"fp32": matmul_peak(False), "bf16": matmul_peak(True)},
     )
 
@@ -180,6 +190,8 @@ def main(argv=None) -> int:
         help="measure nothing: reuse the rows of <out>/benchmark.json and refresh the notebook wall times",
     )
     ap.add_argument("--modes", nargs="*", choices=list(MODES), help="precision / memory formats to measure")
+    ap.add_argument("--grid", choices=list(GRIDS), default="default", help="which (model, size) rows to measure")
+    ap.add_argument("--steps", type=int, help="training steps per measurement (default 8, 3 with --quick, 2 at 224 px)")
     ap.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:  # child process: one measurement, JSON on stdout
@@ -196,10 +208,12 @@ def main(argv=None) -> int:
             f"--walls-only needs an earlier {out_dir / 'benchmark.json'}: run scripts/benchmark.py once first"
         )
     rows = previous["rows"] if args.walls_only else []
-    for name, size, note in GRID if not args.walls_only else []:
+    if args.steps is not None and args.steps < 2:
+        ap.error(f"--steps must be at least 2 (one warm-up step is not timed), got {args.steps}")
+    for name, size, note in GRIDS[args.grid] if not args.walls_only else []:
         if args.only and name not in args.only:
             continue
-        steps = max(2, (3 if args.quick else 8) if size < 224 else 2)
+        steps = args.steps or max(2, (3 if args.quick else 8) if size < 224 else 2)
         for mode in args.modes or MODES:
             out = subprocess.run(
                 [sys.executable, __file__, "--_one", name, str(size), mode, str(steps)],

@@ -180,6 +180,25 @@ def test_cam_browser_renders_and_follows_the_outcome(cnn):
         cam_browser(cnn, x, y, p, 0.5, {k: np.array([], int) for k in groups})
 
 
+def test_cam_browser_in_a_papermill_run_draws_one_plain_figure_and_makes_no_widget(cnn, monkeypatch, capsys):
+    import matplotlib.pyplot as plt
+
+    from pneumolib import explain_tools
+
+    monkeypatch.setattr(explain_tools, "run_by_papermill", lambda: True)
+    monkeypatch.setattr(plt, "show", lambda: None)  # keep the figure open to look at it
+    plt.close("all")
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.2, 0.1, 0.7, 0.3, 0.6, 0.4])
+    groups = outcome_indices(y, p, 0.5)
+    assert cam_browser(cnn, x, y, p, 0.5, groups) is None
+    assert "batch run" in capsys.readouterr().out
+    (fig,) = [plt.figure(n) for n in plt.get_fignums()]
+    assert fig.axes[0].get_title() == f"test #{groups['TP'][0]}: true pneumonia"
+    plt.close("all")
+
+
 # --------------------------------------------------------------------------- the results file
 
 

@@ -205,36 +205,3 @@ def test_best_model_is_decided_by_the_printed_numbers():
         or "B and A share the highest" in (best_model_findings(binary)[0])
     )
     assert "not available" in best_model_findings({"models": {}})[0]
-
-
-def _framing(name, val, test, recall, narrow, wide):
-    return name, {
-        "val_macro_f1": val,
-        "test_macro_f1": test,
-        "test_normal_recall": recall,
-        "normal_error_by_aspect": {"narrow": narrow, "middle": (narrow + wide) / 2, "wide": wide},
-    }
-
-
-def test_framing_sentences_follow_the_study():
-    study = {
-        "chosen_on_validation": "resize",
-        "framings": dict(
-            [_framing("crop", 0.63, 0.70, 0.80, 0.04, 0.34), _framing("resize", 0.75, 0.71, 0.56, 0.20, 0.73)]
-        ),
-    }
-    text = " ".join(F.framing_findings(study))
-    assert "chose resize" in text and "higher macro-F1 than crop" in text and "lower normal recall" in text
-    assert "steepest gradient (the most use of the framing cue) is resize's" in text
-    assert "Validation preferred the framing that leans most on the shortcut" in text
-    # the other way round: the chosen framing has the flatter gradient and the better recall
-    study["framings"]["resize"] = _framing("resize", 0.75, 0.68, 0.90, 0.10, 0.15)[1]
-    text = " ".join(F.framing_findings(study))
-    assert "lower macro-F1 than crop" in text and "higher normal recall" in text
-    assert "steepest gradient (the most use of the framing cue) is crop's" in text
-    assert "leans most on the shortcut" not in text and "Best test macro-F1: crop" in text
-
-
-def test_framing_without_a_study_says_how_to_make_one():
-    (sentence,) = F.framing_findings(None)
-    assert "not available" in sentence and "scripts/framing_study.py" in sentence

@@ -192,15 +192,16 @@ def test_unknown_scheduler_or_monitor_is_refused():
 
 
 def test_new_options_at_their_defaults_keep_old_run_keys():
-    """Finished runs of earlier versions (no scheduler/monitor fields) must still be found."""
+    """Finished runs of earlier versions (no scheduler/monitor/tta fields) must still be found."""
     import hashlib
     import json
 
     cfg = TrainConfig(lr=1e-3)
-    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("scheduler", "monitor")}
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("scheduler", "monitor", "tta")}
     assert cfg.key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert dataclasses.replace(cfg, scheduler="cosine").key() != cfg.key()
     assert dataclasses.replace(cfg, monitor="val_auroc").key() != cfg.key()
+    assert dataclasses.replace(cfg, tta="auto").key() != cfg.key()
 
 
 def test_predict_and_proba_shapes():
@@ -242,3 +243,51 @@ def test_config_for_applies_task_changes_only_to_that_task():
     bad = Profile(name="b", description="", protocol_by_task={"binary": {"learning_rate": 1}})
     with pytest.raises(ValueError, match="learning_rate.*not TrainConfig fields"):
         config_for(bad, "resnet18", task="binary")
+
+
+class LeftMinusRight(torch.nn.Module):
+    """Logit = mean brightness of the left half minus the right half: its mirror image says the opposite."""
+
+    def forward(self, x):
+        w = x.shape[-1] // 2
+        return (x[..., :w].mean(dim=(1, 2, 3)) - x[..., w:].mean(dim=(1, 2, 3))).unsqueeze(1)
+
+
+def sided_splits(bright_side: str, n=40, size=16):
+    """Pneumonia images are bright on one side, with noise so that no two scores tie."""
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for split in ("val", "test"):
+        y = torch.arange(n) % 2
+        x = torch.randint(0, 40, (n, size, size), generator=g, dtype=torch.uint8)
+        cols = slice(0, size // 2) if bright_side == "left" else slice(size // 2, size)
+        x[y == 1, :, cols] += 100
+        out[split] = ImageSet(x, y, name=split)
+    return out
+
+
+@pytest.mark.parametrize("side, used", [("left", False), ("right", True)])
+def test_tta_auto_keeps_hflip_only_where_validation_rises(side, used):
+    from pneumolib.train import _predictions_frame
+
+    splits = sided_splits(side)
+    preds, _, info = _predictions_frame(LeftMinusRight(), splits, bf16=False, device="cpu", tta="auto")
+    assert info["used"] is used and info["mode"] == "auto"
+    # left: the model is right as it is (AUROC 1) and its mirror average is a coin toss; right: the reverse
+    assert (info["val_plain"] > info["val_hflip"]) is (not used)
+    plain = predict_logits(LeftMinusRight(), splits["test"])
+    mirrored = predict_logits(LeftMinusRight(), splits["test"], hflip=True)
+    stored = preds.loc[preds["split"] == "test", "logit"].to_numpy()
+    np.testing.assert_allclose(stored, mirrored if used else plain, atol=1e-6)
+
+
+def test_tta_modes_none_and_hflip_and_bad_mode():
+    from pneumolib.train import _predictions_frame
+
+    splits = sided_splits("left")
+    none_preds, _, none_info = _predictions_frame(LeftMinusRight(), splits, False, "cpu", tta="none")
+    flip_preds, _, flip_info = _predictions_frame(LeftMinusRight(), splits, False, "cpu", tta="hflip")
+    assert none_info == {"mode": "none", "used": False} and flip_info == {"mode": "hflip", "used": True}
+    assert not np.allclose(none_preds["logit"], flip_preds["logit"])
+    with pytest.raises(ValueError, match="tta 'mirror' is not known"):
+        TrainConfig(tta="mirror")

@@ -183,3 +183,25 @@ def test_metric_bars_label_every_bar_zoom_the_axis_and_keep_the_legend_outside()
     assert legend.get_bbox_to_anchor().y0 >= ax.bbox.y1 - 1  # above the axes, outside the data
     assert plot_metric_bars(rows, keys=("accuracy",), zoom=False).axes[0].get_ylim()[0] == 0
     plt.close("all")
+
+
+def test_resolution_study_draws_val_test_and_cost_per_model_and_marks_the_chosen_size():
+    from pneumolib.plots import plot_resolution_study
+
+    def row(model, size, val, seconds):
+        runs = [{"val_macro_f1": val - 0.01}, {"val_macro_f1": val + 0.01}]
+        return dict(
+            model=model, size=size, seeds=[0, 1], runs=runs, val_macro_f1=val, test_macro_f1=val - 0.05, train_s=seconds
+        )
+
+    rows = [row("simple_cnn", s, 0.6 + s / 1000, s * 2.0) for s in (64, 96, 128)]
+    rows += [row("resnet18", s, 0.7, s * 5.0) for s in (64, 128)]
+    fig = plot_resolution_study({"rows": rows, "choice": {"chosen": 96}}, title="t")
+    left, right = fig.axes
+    assert len(left.lines) == 2 * 2 + 1  # val and test per model, the chosen size's marker
+    assert len(left.collections) == 5  # one set of seed dots per (model, size)
+    assert len(right.lines) == 2 + 1
+    assert list(right.lines[1].get_ydata()) == pytest.approx([64 * 2 / 60, 96 * 2 / 60, 128 * 2 / 60])  # simple_cnn
+    assert right.lines[-1].get_xdata()[0] == 96
+    with pytest.raises(ValueError, match="resolution_study.py"):
+        plot_resolution_study({"rows": []})

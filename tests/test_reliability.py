@@ -461,6 +461,15 @@ def test_injected_parameter_check_reads_the_cell_history():
         check(["", 'profile = "smoke"', '# Parameters\nprofil = "cpu"\n'])
 
 
+def test_a_papermill_run_is_told_apart_from_an_interactive_one():
+    from pneumolib.parameters import run_by_papermill
+
+    assert run_by_papermill(["", 'profile = "smoke"', '# Parameters\nprofile = "cpu"\n', "import pneumolib"])
+    assert not run_by_papermill(["", 'profile = "smoke"', "import pneumolib"])  # JupyterLab, nbval
+    assert not run_by_papermill(["", "x = 1  # Parameters\n"])
+    assert not run_by_papermill()  # outside a kernel
+
+
 # --------------------------------------------------------------------------- 10. data paths, file modes
 def _offline(monkeypatch):
     import socket

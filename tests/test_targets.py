@@ -71,3 +71,22 @@ def test_results_of_other_settings_are_refused(isolated_root):
     update_results(CPU, "run_metadata", profile_hash="000000000000")
     with pytest.raises(SystemExit, match="other cpu settings"):
         targets.main()
+
+
+def test_a_projection_from_this_reference_run_fills_the_unmeasured_row(isolated_root):
+    write_fake_results(CPU)
+    _run(loaded=0)
+    commit = read_results(CPU, "run_metadata")["git"]["commit"]
+    folder = isolated_root / "benchmarks" / "avx2-emulated"
+    folder.mkdir(parents=True)
+    machine = {"cores": 2, "cpu_capability": "AVX2", "isa_limits": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    record = {"reference_commit": commit, "target_mode": "fp32+channels_last", "projected_total_s": 7200.0}
+    (folder / "projection.json").write_text(json.dumps({**record, "target_machine": machine}))
+    (isolated_root / "benchmarks" / "old").mkdir()  # projected from another reference run: ignored
+    (isolated_root / "benchmarks" / "old" / "projection.json").write_text(
+        json.dumps({**record, "reference_commit": "0" * 40, "projected_total_s": 60.0, "target_machine": machine})
+    )
+    targets.main()
+    text = (isolated_root / "benchmarks" / "TARGETS.md").read_text()
+    assert "AVX2-only cores | <= 90 min | not measured; **projected** 120 min | no (projected over by 30 min)" in text
+    assert "emulated: ONEDNN_MAX_CPU_ISA=AVX2" in text and "projected** 1 min" not in text

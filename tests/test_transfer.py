@@ -382,3 +382,34 @@ def test_a_finished_gpu_run_loads_on_a_machine_without_cuda(isolated_root, monke
     train_or_load("binary", "simple_cnn", splits, cuda_prof, 0, progress=False)
     monkeypatch.delenv(loop.ALLOW_CPU_ENV)
     assert train_or_load("binary", "simple_cnn", splits, cuda_prof, 0, progress=False).loaded
+
+
+@pytest.mark.parametrize(
+    "env, limited",
+    [
+        ({}, False),
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),
+        ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, True),  # AVX-512 without its bf16 extension
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, False),
+        ({"ONEDNN_MAX_CPU_ISA": "ALL", "ATEN_CPU_CAPABILITY": "avx512"}, False),
+    ],
+)
+def test_a_process_limited_to_an_older_instruction_set_trains_in_fp32(monkeypatch, env, limited):
+    from pneumolib.run import machine_kind
+
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", loop.PRECISION_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert loop.isa_limited() is limited
+    loop.cpu_has_native_bf16.cache_clear()
+    try:
+        if limited:  # whatever the CPU flags say, and the record says so
+            assert not loop.cpu_has_native_bf16() and not loop.use_bf16(True)
+            assert loop.precision_info()["isa_limits"] == env
+            assert "emulated" in machine_kind({**loop.precision_info(), "amx": False})
+        else:
+            assert "isa_limits" not in loop.precision_info()
+    finally:
+        loop.cpu_has_native_bf16.cache_clear()

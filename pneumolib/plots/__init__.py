@@ -28,7 +28,13 @@ from .evaluation import (
     plot_roc_pr,
 )
 from .gradcam import plot_gradcam_grid, plot_sanity_curves
-from .three_class import plot_distribution_shift, plot_error_sources, plot_framing_study, plot_two_stage_rules
+from .three_class import (
+    plot_distribution_shift,
+    plot_error_sources,
+    plot_framing_study,
+    plot_resolution_study,
+    plot_two_stage_rules,
+)
 
 __all__ = [
     "DPI",
@@ -39,6 +45,7 @@ __all__ = [
     "plot_error_sources",
     "plot_filters",
     "plot_framing_study",
+    "plot_resolution_study",
     "plot_gradcam_grid",
     "plot_history",
     "plot_image_grid",

@@ -132,3 +132,38 @@ def plot_framing_study(study: Mapping, title: str = "") -> Figure:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_resolution_study(study: Mapping, title: str = "") -> Figure:
+    """The resolution study (``benchmarks/resolution.json``): validation macro-F1 against input size per model
+    (left: each seed a dot, the mean a line; test as a dashed line, reported only), and the training seconds per
+    run (right: what each extra pixel costs on this machine). The size the rule chose is marked."""
+    rows = study.get("rows") or []
+    if not rows:
+        raise ValueError("plot_resolution_study needs a study with rows (run python scripts/resolution_study.py)")
+    models = sorted({r["model"] for r in rows})
+    chosen = (study.get("choice") or {}).get("chosen")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for i, model in enumerate(models):
+        mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["size"])
+        sizes = [r["size"] for r in mine]
+        seeds = f"{len(mine[0]['seeds'])} seed{'s' if len(mine[0]['seeds']) > 1 else ''}"
+        left.plot(sizes, [r["val_macro_f1"] for r in mine], "-o", color=f"C{i}", label=f"{model}, val ({seeds})")
+        left.plot(sizes, [r["test_macro_f1"] for r in mine], "--", color=f"C{i}", alpha=0.6, label=f"{model}, test")
+        for r in mine:
+            left.scatter([r["size"]] * len(r["runs"]), [x["val_macro_f1"] for x in r["runs"]], s=10, color=f"C{i}")
+        right.plot(sizes, [r["train_s"] / 60 for r in mine], "-o", color=f"C{i}", label=model)
+    for ax in (left, right):
+        if chosen is not None:
+            ax.axvline(chosen, color="0.6", lw=1, ls=":")
+        ax.set_xticks(sorted({r["size"] for r in rows}))
+        ax.spines[["top", "right"]].set_visible(False)
+    left.set(xlabel="input px", ylabel="macro-F1", title="Validation decides; test only reported")
+    left.legend(frameon=False, fontsize=7)
+    right.set(xlabel="input px", ylabel="minutes per training run", title="What the pixels cost (this machine)")
+    right.set_ylim(bottom=0)
+    right.legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
