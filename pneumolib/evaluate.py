@@ -44,6 +44,22 @@ def multiclass_run_record(run, classes) -> dict:
     return dict(**_run_fields(run), test=multiclass_metrics(y_test, p_test, classes))
 
 
+def study_run_scores(run, classes) -> dict:
+    """One multi-class run as a study row (``scripts/framing_study.py``, ``scripts/resolution_study.py``): seed,
+    validation and test macro-F1, test recall of the first class (normal), and the kept / trained epochs."""
+    y_val, _, p_val = run.split_arrays("val")
+    y_test, _, p_test = run.split_arrays("test")
+    val, test = multiclass_metrics(y_val, p_val, classes), multiclass_metrics(y_test, p_test, classes)
+    return dict(
+        seed=run.seed,
+        val_macro_f1=val["macro_f1"],
+        test_macro_f1=test["macro_f1"],
+        test_normal_recall=test["per_class"][classes[0]]["recall"],
+        best_epoch=run.info["best_epoch"],
+        epochs_run=run.info["epochs_run"],
+    )
+
+
 def _run_fields(run, *extra: str) -> dict:
     """How one run was trained, from its marker: seed, epochs, time, speed (plus ``extra`` fields), and the
     latency at batch 1, weights source and device for runs that recorded them (older runs have none)."""

@@ -25,8 +25,8 @@ import pandas as pd
 
 from pneumolib.audits import aspect_ratios, train_share
 from pneumolib.data import CLASSES_3, FRAMINGS, full_manifest, load_three_class_splits, scan_kermany
+from pneumolib.evaluate import study_run_scores
 from pneumolib.loop import describe_config
-from pneumolib.metrics import multiclass_metrics
 from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.results import write_json, write_text
 from pneumolib.train import config_for, train_or_load
@@ -53,19 +53,12 @@ def study(seeds: tuple[int, ...]) -> dict:
         for seed in seeds:
             t0 = time.perf_counter()
             run = train_or_load("three_class", MODEL, splits, prof, seed, progress=False)
-            yv, _, pv = run.split_arrays("val")
-            yt, _, pt = run.split_arrays("test")
-            val, tst = multiclass_metrics(yv, pv, CLASSES_3), multiclass_metrics(yt, pt, CLASSES_3)
+            _, _, pt = run.split_arrays("test")
             wrong = pt[normal].argmax(1) != 0
             per_seed.append(
                 dict(
-                    seed=seed,
-                    val_macro_f1=val["macro_f1"],
-                    test_macro_f1=tst["macro_f1"],
-                    test_normal_recall=tst["per_class"]["normal"]["recall"],
+                    **study_run_scores(run, CLASSES_3),
                     normal_error_by_aspect=pd.Series(wrong).groupby(terciles, observed=True).mean().to_dict(),
-                    best_epoch=run.info["best_epoch"],
-                    epochs_run=run.info["epochs_run"],
                     seconds=round(time.perf_counter() - t0, 1),
                 )
             )

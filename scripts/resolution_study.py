@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumolib.data import CLASSES_3, load_three_class_splits
+from pneumolib.evaluate import study_run_scores
 from pneumolib.loop import describe_config
-from pneumolib.metrics import multiclass_metrics
 from pneumolib.models import model_note
 from pneumolib.plots import plot_resolution_study
 from pneumolib.profiles import get_profile, profile_hash
@@ -57,18 +57,10 @@ def measure(model: str, size: int, seeds: tuple[int, ...]) -> dict:
     runs = []
     for seed in seeds:
         run = train_or_load("three_class", model, splits, prof, seed, progress=False)
-        yv, _, pv = run.split_arrays("val")
-        yt, _, pt = run.split_arrays("test")
-        val, tst = multiclass_metrics(yv, pv, CLASSES_3), multiclass_metrics(yt, pt, CLASSES_3)
         info = run.info
         runs.append(
             dict(
-                seed=seed,
-                val_macro_f1=val["macro_f1"],
-                test_macro_f1=tst["macro_f1"],
-                test_normal_recall=tst["per_class"]["normal"]["recall"],
-                best_epoch=info["best_epoch"],
-                epochs_run=info["epochs_run"],
+                **study_run_scores(run, CLASSES_3),
                 train_s=round(info["train_time_s"], 1),
                 epoch_s=round(info["train_time_s"] / info["epochs_run"], 2),
                 img_per_s_train=round(info["img_per_s_train"], 1),
