@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logsumexp, softmax
 
+from .data import kermany_label
 from .metrics import binary_metrics, select_threshold
 from .profiles import Profile, profile_hash
 
@@ -536,7 +537,7 @@ def calibration_file(
             "temperature_fitted_on": "validation",
             "thresholds_chosen_on": "validation",
             "binary_data": f"PneumoniaMNIST {profile.mnist_size} px",
-            "three_class_data": None if skipped3 else f"Kermany {profile.kermany_size} px",
+            "three_class_data": None if skipped3 else kermany_label(profile),
             "seeds": list(profile.seeds),
         },
         "binary": calibration_results(report, ensembles, primary=primary),

@@ -562,9 +562,16 @@ def load_three_class_splits(profile: Profile, root: str | os.PathLike | None = N
     return load_kermany(prof.kermany_size, root, subset=prof.kermany_subset, three_class=True, framing=prof.framing)
 
 
+def kermany_label(profile: Profile) -> str:
+    """How tables name the Kermany images of ``profile``: size, and the framing where it is not the default centre
+    crop, e.g. ``"Kermany 64 px, crop80 framing"``."""
+    prof = require_profile(profile)
+    return f"Kermany {prof.kermany_size} px" + ("" if prof.framing == "crop" else f", {prof.framing} framing")
+
+
 def binary_data_label(profile: Profile) -> str:
     """How tables name the binary task's data, e.g. ``"PneumoniaMNIST 28 px"``."""
     prof = require_profile(profile)
     if prof.binary_data == "kermany":
-        return f"Kermany {prof.kermany_size} px (normal vs pneumonia)"
+        return f"{kermany_label(prof)} (normal vs pneumonia)"
     return f"PneumoniaMNIST {prof.mnist_size} px"

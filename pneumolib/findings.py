@@ -258,7 +258,7 @@ def shift_findings(three: Mapping) -> list[str]:
     auroc = (shift.get("aspect_ratio") or {}).get("auroc_pneumonia") or {}
     rates = [terc.get(k) for k in ("narrow", "middle", "wide")]
     out = [
-        "The pipeline centre-crops every X-ray to a square (it does not squeeze it), but the crop keeps "
+        "The pipeline cuts a centre square out of every X-ray (it does not squeeze it), but the crop keeps "
         "how the patient is framed, so the original shape can still act as a shortcut."
     ]
     if all(is_number(r) for r in rates):

@@ -93,7 +93,7 @@ def test_shift_sentence_flips_with_the_error_trend():
     three = {"shift": {"normal_test_error_rate_by_aspect_tercile": {"narrow": 0.09, "middle": 0.31, "wide": 0.64},
                        "aspect_ratio": {"auroc_pneumonia": {"train": 0.87, "test": 0.70}}}}  # fmt: skip
     rising = F.shift_findings(three)
-    assert "centre-crops" in rising[0] and "squeeze" in rising[0]
+    assert "centre square" in rising[0] and "squeeze" in rising[0]
     assert "rises" in rising[1] and "9%" in rising[1] and "64%" in rising[1]
     assert "strongly separates" in rising[2] and "0.87 on train" in rising[2]
     three["shift"]["normal_test_error_rate_by_aspect_tercile"] = {"narrow": 0.6, "middle": 0.3, "wide": 0.1}
@@ -174,7 +174,7 @@ def test_committed_cpu_findings_render(committed):
     else:
         word = "raised" if round(after, 3) > round(before, 3) else "lowered"
         assert f"{word} the ECE (15 bins) from {before:.3f} to {after:.3f}" in text
-    assert "Kermany training folder" in text and "centre-crops" in text
+    assert "Kermany training folder" in text and "centre square" in text
     assert F.markdown(found["data coverage"], "Data").startswith("**Data**\n\n* ")
 
 
