@@ -112,6 +112,13 @@ def framing_study(root: str | os.PathLike | None = None) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def framing_check_result(root: str | os.PathLike | None = None) -> dict | None:
+    """The committed framing check (``benchmarks/framing-check/check.json``, written by ``scripts/framing_check.py``:
+    the framing study's choice measured on every model in a full ``cpu`` run), or None if it has not been run."""
+    path = Path(root or project_root()) / "benchmarks" / "framing-check" / "check.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def resolution_study(root: str | os.PathLike | None = None) -> dict | None:
     """The committed resolution study (``benchmarks/resolution.json``, written by ``scripts/resolution_study.py``),
     or None if it has not been run."""

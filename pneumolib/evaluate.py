@@ -44,6 +44,26 @@ def multiclass_run_record(run, classes) -> dict:
     return dict(**_run_fields(run), test=multiclass_metrics(y_test, p_test, classes))
 
 
+def tta_table(runs) -> pd.DataFrame:
+    """What test-time augmentation did in each run (``tta`` in its ``done.json``): one row per run with the mode,
+    the validation metric without and with the mirror image (``tta="auto"`` only), and whether the stored
+    predictions are the mirrored ones. Runs trained before the option existed show mode ``"none"``."""
+    rows = []
+    for run in runs:
+        tta = run.info.get("tta") or {"mode": "none", "used": False}
+        rows.append(
+            {
+                "model": display_name(run.model_name, run.info["weights"]),
+                "seed": run.seed,
+                "mode": tta["mode"],
+                "val (plain)": tta.get("val_plain", np.nan),
+                "val (hflip)": tta.get("val_hflip", np.nan),
+                "hflip kept": bool(tta["used"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=["model", "seed", "mode", "val (plain)", "val (hflip)", "hflip kept"])
+
+
 def study_run_scores(run, classes) -> dict:
     """One multi-class run as a study row (``scripts/framing_study.py``, ``scripts/resolution_study.py``): seed,
     validation and test macro-F1, test recall of the first class (normal), and the kept / trained epochs."""

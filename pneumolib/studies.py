@@ -1,4 +1,4 @@
-"""Sentences about the committed studies in ``benchmarks/`` (framing, resolution), for notebook 05.
+"""Sentences about the committed studies in ``benchmarks/`` (framing, resolution, the framing check), for notebook 05.
 
 The studies are measurements made once by a script (``scripts/framing_study.py``,
 ``scripts/resolution_study.py``), not results of a notebook run; as in :mod:`pneumolib.findings`, every
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from .findings import fmt, improvement, is_number, join_words, not_available, pct
 
-__all__ = ["framing_findings", "resolution_findings"]
+__all__ = ["framing_check", "framing_check_findings", "framing_findings", "resolution_findings"]
 
 
 def framing_findings(study: Mapping | None) -> list[str]:
@@ -127,4 +127,65 @@ def resolution_findings(study: Mapping | None) -> list[str]:
             "the training folder, so a gain that shows only on the other folder cannot be seen there, and the test set "
             "may still not be used to choose."
         )
+    return out
+
+
+def framing_check(before: Mapping, after: Mapping, framings: tuple[str, str]) -> dict:
+    """Compare two measurements of ``scripts/tta_check.py`` (``tta.json``) made on full ``cpu`` runs that differ in
+    the framing only (``framings``: before, after), e.g. the reference run (``crop``) and a run with the framing
+    a study chose (``crop80``).
+
+    For every model and ensemble of each task it keeps validation and test, plain and with hflip TTA, before and
+    after, and which framing **validation** prefers (compared as printed, 3 decimals; with TTA where
+    ``tta_check`` keeps it, plain otherwise: the same rule on both sides). Test is carried along, never used.
+    """
+    tasks = {}
+    for task, res in after["tasks"].items():
+        rows = {}
+        for name, a in res["rows"].items():
+            b = ((before.get("tasks") or {}).get(task) or {}).get("rows", {}).get(name)
+            if b is None:
+                continue
+            side = {k: "tta" if r.get("keep_tta") else "plain" for k, r in (("before", b), ("after", a))}
+            val = {k: r[side[k]]["val"] for k, r in (("before", b), ("after", a))}
+            test = {k: r[side[k]]["test"] for k, r in (("before", b), ("after", a))}
+            rows[name] = {
+                "val": val,
+                "test": test,
+                "used": side,
+                "val_change": improvement(val["before"], val["after"], lower_is_better=False),
+            }
+        tasks[task] = {"metric": res["metric"], "rows": rows}
+    return {
+        "before": {"profile_hash": before.get("profile_hash"), "framing": framings[0]},
+        "after": {"profile_hash": after.get("profile_hash"), "framing": framings[1]},
+        "tasks": tasks,
+    }
+
+
+def framing_check_findings(check: Mapping | None) -> list[str]:
+    """The framing check (``benchmarks/framing-check/check.json``, ``scripts/framing_check.py``): did the framing
+    the study chose on the custom CNN also raise validation for every model of the course?"""
+    three = ((check or {}).get("tasks") or {}).get("three_class") or {}
+    rows = three.get("rows") or {}
+    if not rows:
+        return [not_available("Framing check", "run python scripts/framing_check.py after a full cpu run")]
+    a, b = check["after"]["framing"], check["before"]["framing"]
+    word = {1: "raised", -1: "lowered", 0: "left unchanged", None: "did not measure"}
+    parts = [
+        f"{word[r['val_change']]} {name}'s validation macro-F1 ({fmt(r['val']['before'])} -> {fmt(r['val']['after'])})"
+        for name, r in rows.items()
+    ]
+    out = [f"A full cpu run with {a} instead of {b} (all models, 3 seeds): {a} " + "; ".join(parts) + "."]
+    fell = [name for name, r in rows.items() if r["val_change"] == -1]
+    if fell:
+        out.append(
+            f"So validation, the same rule that chose {a} on the custom CNN alone, rejects it for "
+            f"{join_words(fell)}: a choice made on one model does not transfer to others by itself; check it on the "
+            f"models that use it. The cpu profile keeps {b}."
+        )
+    else:
+        out.append(f"Validation agrees for every model: {a} holds up beyond the model it was chosen on.")
+    tests = [f"{name} {fmt(r['test']['before'])} -> {fmt(r['test']['after'])}" for name, r in rows.items()]
+    out.append("Test macro-F1 (reported, not used): " + "; ".join(tests) + ".")
     return out

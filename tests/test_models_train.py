@@ -291,3 +291,21 @@ def test_tta_modes_none_and_hflip_and_bad_mode():
     assert not np.allclose(none_preds["logit"], flip_preds["logit"])
     with pytest.raises(ValueError, match="tta 'mirror' is not known"):
         TrainConfig(tta="mirror")
+
+
+def test_tta_table_shows_each_runs_decision_and_old_runs_as_none():
+    from types import SimpleNamespace
+
+    from pneumolib.evaluate import tta_table
+
+    kept = {"mode": "auto", "used": True, "val_plain": 0.91, "val_hflip": 0.93}
+    runs = [
+        SimpleNamespace(model_name="resnet18", seed=0, info={"weights": "none", "tta": kept}),
+        SimpleNamespace(model_name="resnet18", seed=1, info={"weights": "none", "tta": {**kept, "used": False}}),
+        SimpleNamespace(model_name="simple_cnn", seed=0, info={"weights": "none"}),  # trained before the option
+    ]
+    table = tta_table(runs)
+    assert table["hflip kept"].tolist() == [True, False, False]
+    assert table["mode"].tolist() == ["auto", "auto", "none"]
+    assert table.loc[0, "val (hflip)"] == 0.93 and np.isnan(table.loc[2, "val (plain)"])
+    assert table["seed"].tolist() == [0, 1, 0] and "ResNet18" in table.loc[0, "model"]

@@ -18,7 +18,7 @@ from fakes import write_fake_results
 from PIL import Image
 
 from pneumolib import report
-from pneumolib.profiles import get_profile, profile_hash
+from pneumolib.profiles import FRAMING_DESCRIPTIONS, get_profile, profile_hash
 from pneumolib.report.context import training_texts
 from pneumolib.results import project_root, write_json
 
@@ -95,6 +95,7 @@ def test_model_card_has_per_class_numbers(fake):
     assert "0.610 ± 0.010" in card  # binary: normal recall = specificity
     assert "0.136" in card  # calibration: ECE before temperature scaling
     assert "not a clinical device" in card
+    assert f"Each Kermany X-ray becomes {FRAMING_DESCRIPTIONS[PROFILE.framing]}" in card  # the profile's framing
 
 
 def test_missing_results_name_the_notebook(fake):

@@ -73,3 +73,33 @@ def test_resolution_findings_follow_validation_and_flag_a_test_only_gain():
 def test_resolution_without_a_study_says_how_to_make_one():
     (sentence,) = S.resolution_findings(None)
     assert "not available" in sentence and "scripts/resolution_study.py" in sentence
+
+
+def _tta_record(profile_hash, rows):
+    """A scripts/tta_check.py record for three classes: name -> (val plain, val tta, test plain, test tta)."""
+    out = {}
+    for name, (vp, vt, tp, tt) in rows.items():
+        out[name] = {"plain": {"val": vp, "test": tp}, "tta": {"val": vt, "test": tt}, "keep_tta": vt > vp}
+    return {"profile_hash": profile_hash, "tasks": {"three_class": {"metric": "macro-F1", "rows": out}}}
+
+
+def test_framing_check_lets_validation_decide_per_model_with_the_same_tta_rule_on_both_sides():
+    before = _tta_record("aaa", {"resnet18": (0.80, 0.81, 0.76, 0.77), "simple_cnn": (0.70, 0.69, 0.68, 0.70)})
+    after = _tta_record("bbb", {"resnet18": (0.75, 0.74, 0.73, 0.70), "simple_cnn": (0.72, 0.73, 0.66, 0.65)})
+    check = S.framing_check(before, after, framings=("crop", "crop80"))
+    r18, cnn = (check["tasks"]["three_class"]["rows"][m] for m in ("resnet18", "simple_cnn"))
+    assert r18["used"] == {"before": "tta", "after": "plain"} and r18["val"] == {"before": 0.81, "after": 0.75}
+    assert r18["val_change"] == -1 and cnn["val_change"] == 1 and cnn["test"] == {"before": 0.68, "after": 0.65}
+    text = " ".join(S.framing_check_findings(check))
+    assert "crop80 lowered resnet18's validation macro-F1 (0.810 -> 0.750)" in text
+    assert "raised simple_cnn's validation macro-F1 (0.700 -> 0.730)" in text
+    assert "rejects it for resnet18" in text and "The cpu profile keeps crop." in text
+    # the other way round: every model rises on validation
+    after = _tta_record("bbb", {"resnet18": (0.82, 0.80, 0.73, 0.70), "simple_cnn": (0.72, 0.73, 0.66, 0.65)})
+    text = " ".join(S.framing_check_findings(S.framing_check(before, after, framings=("crop", "crop80"))))
+    assert "Validation agrees for every model" in text and "rejects" not in text
+
+
+def test_framing_check_without_a_check_says_how_to_make_one():
+    (sentence,) = S.framing_check_findings(None)
+    assert "not available" in sentence and "scripts/framing_check.py" in sentence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,22 @@ def test_resolution_rule_picks_the_best_validation_size_that_fits_else_the_cheap
     )
     per = resolution.choose(rows)["per_size"][96]
     assert per["assumed"] == ["other"] and per["projected_run_min"] == pytest.approx((1800 + 300 + 30) / 60)
+
+
+def test_framing_check_script_writes_the_comparison_and_refuses_two_records_of_one_profile(tmp_path):
+    check_script = _script("framing_check")
+
+    def record(profile_hash, val):
+        row = {"plain": {"val": val, "test": 0.7}, "tta": {"val": val - 0.01, "test": 0.71}, "keep_tta": False}
+        return {"profile_hash": profile_hash, "tasks": {"three_class": {"metric": "macro-F1", "rows": {"m": row}}}}
+
+    (tmp_path / "a.json").write_text(json.dumps(record("aaa", 0.80)))
+    (tmp_path / "b.json").write_text(json.dumps(record("bbb", 0.75)))
+    args = ["--before", str(tmp_path / "a.json"), "--after", str(tmp_path / "b.json"), "--framings", "crop", "crop80"]
+    assert check_script.main([*args, "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "CHECK.md").read_text()
+    assert "| m | 0.800 | 0.750 | crop | 0.700 | 0.700 |" in text and "rejects it for m" in text
+    assert json.loads((tmp_path / "out" / "tta-crop80.json").read_text())["profile_hash"] == "bbb"
+    (tmp_path / "b.json").write_text(json.dumps(record("aaa", 0.75)))
+    with pytest.raises(SystemExit, match="same profile"):
+        check_script.main([*args, "--out", str(tmp_path / "out2")])

@@ -10,7 +10,7 @@ from ..findings import (
     temperature_findings,
     threshold_findings,
 )
-from ..profiles import Profile
+from ..profiles import FRAMING_DESCRIPTIONS, Profile
 from .blocks import Skipped, blocks_to_markdown, bullets, fmt_mean_std, fmt_num, fmt_pct, heading, para, table
 from .context import Results, training_texts
 from .tables import (
@@ -94,10 +94,11 @@ def limitations(data: dict | None, prof) -> list[str]:
         f"Low resolution: PneumoniaMNIST at {prof.mnist_size} px and Kermany at {prof.kermany_size} px "
         "for this profile; fine findings are invisible at these sizes."
     )
+    square = FRAMING_DESCRIPTIONS[prof.framing]
     items.append(
         "JPEG compression artefacts, text markers, arms and framing differ between images; a model can "
-        "learn such shortcuts instead of anatomy. The pipeline centre-crops each X-ray, which keeps the "
-        "framing: see the framing-shortcut findings above."
+        f"learn such shortcuts instead of anatomy. Each Kermany X-ray becomes {square}, which keeps how the "
+        "patient is framed: see the framing-shortcut findings above."
     )
     items.append(
         "Validation and test come from different folders (PneumoniaMNIST: validation is split from the source "
