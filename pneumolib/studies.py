@@ -157,10 +157,17 @@ def framing_check(before: Mapping, after: Mapping, framings: tuple[str, str]) ->
             }
         tasks[task] = {"metric": res["metric"], "rows": rows}
     return {
+        "profile": after.get("profile", "cpu"),
+        "seeds": after.get("seeds"),
         "before": {"profile_hash": before.get("profile_hash"), "framing": framings[0]},
         "after": {"profile_hash": after.get("profile_hash"), "framing": framings[1]},
         "tasks": tasks,
     }
+
+
+def _row_name(name: str) -> str:
+    """A tta_check row name in a sentence: ``"ensemble: a + b (all seeds)"`` -> ``"the ensemble of a + b (...)"``."""
+    return f"the ensemble of {name.removeprefix('ensemble: ')}" if name.startswith("ensemble: ") else name
 
 
 def framing_check_findings(check: Mapping | None) -> list[str]:
@@ -173,19 +180,22 @@ def framing_check_findings(check: Mapping | None) -> list[str]:
     a, b = check["after"]["framing"], check["before"]["framing"]
     word = {1: "raised", -1: "lowered", 0: "left unchanged", None: "did not measure"}
     parts = [
-        f"{word[r['val_change']]} {name}'s validation macro-F1 ({fmt(r['val']['before'])} -> {fmt(r['val']['after'])})"
+        f"{word[r['val_change']]} the validation macro-F1 of {_row_name(name)} "
+        f"({fmt(r['val']['before'])} -> {fmt(r['val']['after'])})"
         for name, r in rows.items()
     ]
-    out = [f"A full cpu run with {a} instead of {b} (all models, 3 seeds): {a} " + "; ".join(parts) + "."]
-    fell = [name for name, r in rows.items() if r["val_change"] == -1]
+    seeds = check.get("seeds")
+    runs = f"all models, {seeds} seed{'s' if seeds != 1 else ''}" if is_number(seeds) else "all models"
+    out = [f"A full {check.get('profile', 'cpu')} run with {a} instead of {b} ({runs}): {a} " + "; ".join(parts) + "."]
+    fell = [_row_name(name) for name, r in rows.items() if r["val_change"] == -1]
     if fell:
         out.append(
             f"So validation, the same rule that chose {a} on the custom CNN alone, rejects it for "
-            f"{join_words(fell)}: a choice made on one model does not transfer to others by itself; check it on the "
-            f"models that use it. The cpu profile keeps {b}."
+            f"{join_words(fell)}. A choice made on one model need not hold for others: check it on the "
+            f"models that use it. The {check.get('profile', 'cpu')} profile keeps {b}."
         )
     else:
         out.append(f"Validation agrees for every model: {a} holds up beyond the model it was chosen on.")
-    tests = [f"{name} {fmt(r['test']['before'])} -> {fmt(r['test']['after'])}" for name, r in rows.items()]
+    tests = [f"{_row_name(name)} {fmt(r['test']['before'])} -> {fmt(r['test']['after'])}" for name, r in rows.items()]
     out.append("Test macro-F1 (reported, not used): " + "; ".join(tests) + ".")
     return out

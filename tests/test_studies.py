@@ -80,7 +80,12 @@ def _tta_record(profile_hash, rows):
     out = {}
     for name, (vp, vt, tp, tt) in rows.items():
         out[name] = {"plain": {"val": vp, "test": tp}, "tta": {"val": vt, "test": tt}, "keep_tta": vt > vp}
-    return {"profile_hash": profile_hash, "tasks": {"three_class": {"metric": "macro-F1", "rows": out}}}
+    return {
+        "profile": "cpu",
+        "profile_hash": profile_hash,
+        "seeds": 3,
+        "tasks": {"three_class": {"metric": "macro-F1", "rows": out}},
+    }
 
 
 def test_framing_check_lets_validation_decide_per_model_with_the_same_tta_rule_on_both_sides():
@@ -91,8 +96,9 @@ def test_framing_check_lets_validation_decide_per_model_with_the_same_tta_rule_o
     assert r18["used"] == {"before": "tta", "after": "plain"} and r18["val"] == {"before": 0.81, "after": 0.75}
     assert r18["val_change"] == -1 and cnn["val_change"] == 1 and cnn["test"] == {"before": 0.68, "after": 0.65}
     text = " ".join(S.framing_check_findings(check))
-    assert "crop80 lowered resnet18's validation macro-F1 (0.810 -> 0.750)" in text
-    assert "raised simple_cnn's validation macro-F1 (0.700 -> 0.730)" in text
+    assert "A full cpu run with crop80 instead of crop (all models, 3 seeds)" in text
+    assert "crop80 lowered the validation macro-F1 of resnet18 (0.810 -> 0.750)" in text
+    assert "raised the validation macro-F1 of simple_cnn (0.700 -> 0.730)" in text
     assert "rejects it for resnet18" in text and "The cpu profile keeps crop." in text
     # the other way round: every model rises on validation
     after = _tta_record("bbb", {"resnet18": (0.82, 0.80, 0.73, 0.70), "simple_cnn": (0.72, 0.73, 0.66, 0.65)})
