@@ -105,25 +105,27 @@ def image_statistics(images, border_fraction: float = 0.125) -> pd.DataFrame:
     )
 
 
+def _committed(name: str, root: str | os.PathLike | None) -> dict | None:
+    path = Path(root or project_root()) / "benchmarks" / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def framing_study(root: str | os.PathLike | None = None) -> dict | None:
     """The committed framing study (``benchmarks/framing.json``, written by ``scripts/framing_study.py``),
     or None if it has not been run."""
-    path = Path(root or project_root()) / "benchmarks" / "framing.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return _committed("framing.json", root)
 
 
 def framing_check_result(root: str | os.PathLike | None = None) -> dict | None:
     """The committed framing check (``benchmarks/framing-check/check.json``, written by ``scripts/framing_check.py``:
     the framing study's choice measured on every model in a full ``cpu`` run), or None if it has not been run."""
-    path = Path(root or project_root()) / "benchmarks" / "framing-check" / "check.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return _committed("framing-check/check.json", root)
 
 
 def resolution_study(root: str | os.PathLike | None = None) -> dict | None:
     """The committed resolution study (``benchmarks/resolution.json``, written by ``scripts/resolution_study.py``),
     or None if it has not been run."""
-    path = Path(root or project_root()) / "benchmarks" / "resolution.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return _committed("resolution.json", root)
 
 
 def aspect_ratios(paths: Sequence[str]) -> np.ndarray:

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 __all__ = [
     "binary_metrics",
+    "decision_score",
     "bootstrap_ci",
     "select_threshold",
     "multiclass_metrics",
@@ -70,6 +71,15 @@ def auroc_or_nan(y_true: np.ndarray, y_score: np.ndarray) -> float:
     if np.unique(y_true).size < 2:
         return float("nan")
     return float(roc_auc_score(y_true, y_score))
+
+
+def decision_score(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """The one validation number that decides between two ways of predicting (e.g. with or without test-time
+    augmentation): AUROC for one output, macro-F1 at the arg-max for several classes."""
+    if y_prob.ndim == 1:
+        return auroc_or_nan(y_true, y_prob)
+    labels = list(range(y_prob.shape[1]))
+    return float(f1_score(y_true, y_prob.argmax(1), average="macro", labels=labels, zero_division=0))
 
 
 def macro_auroc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:

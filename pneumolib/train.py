@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 from .data import ImageSet, load_binary_splits, load_three_class_splits
 from .loop import (
@@ -42,7 +41,7 @@ from .loop import (
     seed_everything,
     use_bf16,
 )
-from .metrics import auroc_or_nan
+from .metrics import decision_score
 from .models import MODEL_NAMES, Classifier, build_model, weights_source
 from .profiles import PROFILES, Profile, get_profile, profile_hash, require_profile
 from .results import (
@@ -89,13 +88,6 @@ class Run:
         return df["y_true"].to_numpy(), squeeze(df[logit_cols].to_numpy()), squeeze(df[prob_cols].to_numpy())
 
 
-def _validation_score(y: np.ndarray, probs: np.ndarray) -> float:
-    """The validation metric that decides ``tta="auto"``: AUROC (one output) or macro-F1 at the arg-max."""
-    if probs.ndim == 1:
-        return auroc_or_nan(y, probs)
-    return float(f1_score(y, probs.argmax(1), average="macro", labels=list(range(probs.shape[1])), zero_division=0))
-
-
 def _predictions_frame(
     model, splits: dict[str, ImageSet], bf16: bool, device, tta: str = "none"
 ) -> tuple[pd.DataFrame, float, dict]:
@@ -114,8 +106,8 @@ def _predictions_frame(
         }
         if tta == "auto":
             y = splits["val"].labels.numpy()
-            plain = _validation_score(y, logits_to_proba(logits["val"]))
-            mirrored = _validation_score(y, logits_to_proba(flipped["val"]))
+            plain = decision_score(y, logits_to_proba(logits["val"]))
+            mirrored = decision_score(y, logits_to_proba(flipped["val"]))
             tta_info.update(used=bool(mirrored > plain), val_plain=plain, val_hflip=mirrored)
         if tta_info["used"]:
             logits = flipped

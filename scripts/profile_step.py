@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     record = dict(date=time.strftime("%Y-%m-%d"), kind=machine_kind(machine), machine=machine, rows=rows)
     out = project_root() / "benchmarks"
     write_json(out / "profile.json", record)
-    write_text(out / "PROFILE.md", render(record))
-    print(render(record))
+    text = render(record)
+    write_text(out / "PROFILE.md", text)
+    print(text)
     return 0
 
 

@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     result = project(benches["reference"], benches["target"], prof)
     out = Path(root / args.target)
     write_json(out / "projection.json", result)
-    write_text(out / "PROJECTION.md", markdown(result))
-    print(markdown(result))
+    text = markdown(result)
+    write_text(out / "PROJECTION.md", text)
+    print(text)
     return 0
 
 

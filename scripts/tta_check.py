@@ -22,10 +22,10 @@ import sys
 import numpy as np
 
 from pneumolib.calibration import ensemble_probabilities
-from pneumolib.data import CLASSES_3, load_binary_splits, load_three_class_splits
+from pneumolib.data import load_binary_splits, load_three_class_splits
 from pneumolib.ensemble import ENSEMBLE_MODELS
 from pneumolib.loop import logits_to_proba, predict_logits
-from pneumolib.metrics import binary_metrics, multiclass_metrics, select_threshold
+from pneumolib.metrics import binary_metrics, decision_score, select_threshold
 from pneumolib.models import MODEL_NAMES
 from pneumolib.profiles import get_profile, profile_hash
 from pneumolib.results import project_root, write_json, write_text
@@ -57,10 +57,6 @@ def _probs(run, splits, hflip: bool) -> dict[str, np.ndarray]:
     }
 
 
-def _score(task: str, y: np.ndarray, p: np.ndarray) -> float:
-    return binary_metrics(y, p)["auroc"] if task == "binary" else multiclass_metrics(y, p, CLASSES_3)["macro_f1"]
-
-
 def measure(task: str, prof) -> dict:
     splits = load_binary_splits(prof) if task == "binary" else load_three_class_splits(prof)
     y = {s: splits[s].labels.numpy() for s in ("val", "test")}
@@ -71,7 +67,7 @@ def measure(task: str, prof) -> dict:
             probs[model, tta] = [_probs(r, splits, tta) for r in runs]
         rows[model] = {
             ("tta" if tta else "plain"): {
-                s: float(np.mean([_score(task, y[s], p[s]) for p in probs[model, tta]])) for s in ("val", "test")
+                s: float(np.mean([decision_score(y[s], p[s]) for p in probs[model, tta]])) for s in ("val", "test")
             }
             for tta in (False, True)
         }
@@ -80,7 +76,7 @@ def measure(task: str, prof) -> dict:
     for tta in (False, True):
         members = [p for m in ENSEMBLE_MODELS for p in probs[m, tta]]
         avg = {s: ensemble_probabilities([p[s] for p in members]) for s in ("val", "test")}
-        entry = {s: _score(task, y[s], avg[s]) for s in ("val", "test")}
+        entry = {s: decision_score(y[s], avg[s]) for s in ("val", "test")}
         if task == "binary":
             threshold = select_threshold(y["val"], avg["val"], SCREENING)
             point = binary_metrics(y["test"], avg["test"], threshold)

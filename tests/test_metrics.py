@@ -281,3 +281,13 @@ def test_seed_averaged_auroc_ci_equals_the_plain_bootstrap_loop():
             stats.append(np.mean([roc_auc_score(y[idx], p[idx]) for p in probs]))
     expected = np.percentile(stats, [2.5, 97.5])
     np.testing.assert_allclose(seed_averaged_auroc_ci([FakeRun(p) for p in probs], n_boot=200), expected, rtol=1e-12)
+
+
+def test_decision_score_is_auroc_for_one_output_and_macro_f1_for_several():
+    from pneumolib.metrics import decision_score
+
+    rng = np.random.default_rng(0)
+    y2, p2 = rng.integers(0, 2, 50), rng.random(50)
+    assert decision_score(y2, p2) == pytest.approx(binary_metrics(y2, p2)["auroc"])
+    y3, p3 = rng.integers(0, 3, 60), rng.dirichlet(np.ones(3), 60)
+    assert decision_score(y3, p3) == pytest.approx(multiclass_metrics(y3, p3, ["a", "b", "c"])["macro_f1"])
