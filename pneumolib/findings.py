@@ -143,13 +143,15 @@ def temperature_findings(cal: Mapping, task: str = "binary") -> list[str]:
     better = [CAL_NAMES[k] for k, v in verdicts.items() if v == 1]
     worse = [CAL_NAMES[k] for k, v in verdicts.items() if v == -1]
     if better and not worse:
-        verdict = "on the test set it helped"
+        verdict = "it helped"
     elif worse and not better:
-        verdict = "on the test set it made calibration worse, not better"
+        # "slightly" when every score that got worse moved by under 2% of its value (e.g. NLL 0.207 -> 0.208)
+        small = all(abs(after[k] - before[k]) < 0.02 * abs(before[k]) for k, v in verdicts.items() if v == -1)
+        verdict = f"it made calibration {'slightly ' if small else ''}worse, not better"
     elif better and worse:
         verdict = f"a mixed result: {join_words(better)} improved while {join_words(worse)} got worse"
     else:
-        verdict = "on the test set it changed nothing measurable"
+        verdict = "it changed nothing measurable"
     sentence = (
         f"Temperature scaling of the {topic} ensemble (T = {fmt(t, 2)}, fitted on validation; T {how} "
         f"the probabilities) {join_words(changes)} on the test set: {verdict}."

@@ -51,6 +51,8 @@ def test_temperature_sentence_flips_with_the_numbers():
     mixed = F.temperature_findings(cal_file(scores(0.10, 0.20, 0.76), scores(0.05, 0.15, 0.87)))
     assert "raised the ECE (15 bins) from 0.026 to 0.033" in worse[0]
     assert "made calibration worse" in worse[0] and "sharpens" in worse[0]
+    barely = F.temperature_findings(cal_file(scores(0.031, 0.231, 0.207), scores(0.031, 0.231, 0.208)))
+    assert "made calibration slightly worse" in barely[0] and "unchanged at 0.031" in barely[0]
     assert "lowered the ECE (15 bins) from 0.033 to 0.026" in better[0]
     assert "it helped" in better[0] and "softens" in better[0] and "worse" not in better[0]
     assert len(better) == 1 and len(worse) == 2  # the "why" sentence only when it did not help
