@@ -178,7 +178,7 @@ PROFILES: dict[str, Profile] = {
         # three classes ~20 s each; custom CNN ~2 s) so that the first run fits about 10 minutes. The cpu histories
         # show binary validation AUROC at 0.94-0.99 after one or two epochs, so the binary task gets the minimum and
         # the three-class task (far behind cpu with 3 and 2 epochs: benchmarks/CLASS.md of commit 9adfcec) gets more.
-        # The custom CNN's three-class budget also sets notebook 06's stage models when it wins on validation.
+        # Notebook 06's stage models train the three-class budget of whichever model wins on validation in 05.
         max_epochs=16,
         epochs_by_model={"resnet18": 4, "densenet121": 2},
         protocol_by_task={
