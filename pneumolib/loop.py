@@ -341,7 +341,7 @@ class FitResult:
     resumed: bool = False
 
 
-def _evaluate(model, data, loss_fn, config, device) -> dict[str, float]:
+def validation_scores(model, data, loss_fn, config, device) -> dict[str, float]:
     """Mean loss, accuracy and AUROC (macro one-vs-rest for several classes) on ``data``, no augmentation."""
 
     model.eval()
@@ -478,7 +478,7 @@ def fit(
             optimizer.step()
             total += loss.item() * len(y)
             n += len(y)
-        val = _evaluate(model, val_set, loss_fn, config, device)
+        val = validation_scores(model, val_set, loss_fn, config, device)
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         if not frozen:
             scheduler.step() if config.scheduler == "cosine" else scheduler.step(val["loss"])

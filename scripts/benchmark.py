@@ -5,7 +5,11 @@ memory is its own:
 
 * ``step img/s``   pure forward + backward + Adam step on one in-memory batch (the ceiling),
 * ``loop img/s``   the real training loop (uint8 -> float, augmentation, step) over a few batches:
-                   if it is far below ``step img/s``, data handling is the bottleneck,
+                   if it is far below ``step img/s``, data handling is the bottleneck. The two alternate in
+                   ``ROUNDS`` rounds of ``--steps`` steps each (more where that takes under ``MIN_PHASE_S``);
+                   the table shows the median img/s of each and the median of the paired per-round ratios
+                   ``loop/step`` (so that a machine speeding up or slowing down during the measurement does
+                   not pass for a slow or fast loop),
 * ``ms/img``       inference, batch 32,
 * ``peak MiB``     peak resident memory of the process,
 * ``GFLOP/s``      model FLOPs of a training step (convolutions and matrix products, forward and backward,
@@ -29,12 +33,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
+
+ROUNDS = 5  # step and loop timings alternate this many times; the table shows medians
+MIN_PHASE_S = 1.0  # each timed phase runs at least this long (more steps for fast models)
 
 GRID = [  # (model, input px, note)
     ("simple_cnn", 28, "PneumoniaMNIST"),
@@ -66,6 +75,8 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     from pneumolib.data import ImageSet
     from pneumolib.loop import TrainConfig, iterate_batches, make_loss
     from pneumolib.models import build_model
+    from pneumolib.profiles import get_profile
+    from pneumolib.transforms import Augment
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -74,10 +85,10 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     if opts["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    n = 32 * (steps + 2)
+    n = 32 * 34  # 34 batches; the loop cycles through them epoch after epoch, reshuffled each time
     data = ImageSet(torch.randint(0, 255, (n, size, size), dtype=torch.uint8), torch.randint(0, 2, (n,)))
     loss_fn = make_loss("bce", data.labels, 1)
-    cfg = TrainConfig(**opts)
+    cfg = TrainConfig(**opts, augment=Augment(**get_profile("cpu").augment))  # the cpu profile's augmentation
 
     def step(x, y):
         if opts["channels_last"]:
@@ -93,21 +104,34 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
     x0, y0 = next(iterate_batches(data, 32))
     for _ in range(2):
         step(x0, y0)  # warm-up
+    t = time.perf_counter()
+    step(x0, y0)
+    # at least `steps` steps and MIN_PHASE_S seconds per timed phase: 8 steps of a 28 px custom CNN take 0.1 s
+    steps = max(steps, math.ceil(MIN_PHASE_S / (time.perf_counter() - t)))
     with FlopCounterMode(display=False) as counter:
         step(x0, y0)
     flops = counter.get_total_flops()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step(x0, y0)
-    step_ips = 32 * steps / (time.perf_counter() - t)
     gen = torch.Generator().manual_seed(0)
-    t, seen = time.perf_counter(), 0
-    for i, (x, y) in enumerate(iterate_batches(data, 32, shuffle=True, generator=gen)):
-        if i == steps:
-            break
-        step(cfg.augment(x, gen), y)
-        seen += len(y)
-    loop_ips = seen / (time.perf_counter() - t)
+
+    def batches():  # the training loop's batches, epoch after epoch (a new shuffle each epoch)
+        while True:
+            yield from iterate_batches(data, 32, shuffle=True, generator=gen)
+
+    loop_batches = batches()
+    step_rates, loop_rates = [], []
+    for _ in range(ROUNDS):  # bare step and loop alternate, so drift in clock speed or load hits both alike
+        t = time.perf_counter()
+        for _ in range(steps):
+            step(x0, y0)
+        step_rates.append(32 * steps / (time.perf_counter() - t))
+        t, seen = time.perf_counter(), 0
+        for _ in range(steps):
+            x, y = next(loop_batches)
+            step(cfg.augment(x, gen), y)
+            seen += len(y)
+        loop_rates.append(seen / (time.perf_counter() - t))
+    step_ips, loop_ips = statistics.median(step_rates), statistics.median(loop_rates)
+    ratio = statistics.median(lo / st for lo, st in zip(loop_rates, step_rates))  # paired: each loop with its step
     model.eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["bf16"]):
         model(x0)
@@ -122,7 +146,7 @@ def measure(model_name: str, size: int, mode: str, steps: int) -> dict:
         mode=mode,
         step_img_s=round(step_ips, 1),
         loop_img_s=round(loop_ips, 1),
-        loop_vs_step=round(loop_ips / step_ips, 3),
+        loop_vs_step=round(ratio, 3),
         ms_per_img=round(ms, 3),
         peak_mib=round(peak),
         gflop_per_step=round(flops / 1e9, 2),
