@@ -216,7 +216,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--modes", nargs="*", choices=list(MODES), help="precision / memory formats to measure")
     ap.add_argument("--grid", choices=list(GRIDS), default="default", help="which (model, size) rows to measure")
-    ap.add_argument("--steps", type=int, help="training steps per measurement (default 8, 3 with --quick, 2 at 224 px)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        help="at least this many training steps per timed phase (default 8, 3 with --quick, 2 at 224 px; more "
+        "where they take under MIN_PHASE_S = 1 s)",
+    )
     ap.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:  # child process: one measurement, JSON on stdout
