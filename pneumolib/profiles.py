@@ -119,7 +119,7 @@ _CPU = Profile(
             "scheduler": "cosine",
             "monitor": "val_auroc",
             "patience": 30,  # patience >= epochs: no early stop
-            "channels_last": True,  # 1.27x faster for DenseNet121 too (benchmarks/BENCHMARK.md)
+            "channels_last": True,  # faster for DenseNet121 too (benchmarks/BENCHMARK.md, benchmarks/avx512-bf16-amx)
             "epochs_by_model": {"simple_cnn": 30, "resnet18": 10, "densenet121": 5},
             # hflip test-time augmentation, kept per run only where it raises that run's validation metric
             # (benchmarks/TTA.md: it raised three-class validation macro-F1 for every model)
