@@ -206,6 +206,11 @@ class TrainConfig:
 PRECISION_FIELDS = ("bf16", "channels_last")  # how a run was computed, chosen per machine: not its recipe
 
 
+def precision_mode(bf16: bool, channels_last: bool) -> str:
+    """How benchmarks name a precision and memory format: ``fp32``, ``bf16``, ``fp32+channels_last``, ..."""
+    return ("bf16" if bf16 else "fp32") + ("+channels_last" if channels_last else "")
+
+
 def same_recipe(stored: dict | None, config: TrainConfig) -> bool:
     """True when a stored config (a run marker's ``config``) trains the same recipe as ``config``, whatever
     precision and memory format each machine chose (fields a marker predates count at their defaults)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from pneumolib.loop import make_loss, precision_info
+from pneumolib.loop import make_loss, precision_info, precision_mode
 from pneumolib.models import build_model
 from pneumolib.profiles import get_profile
 from pneumolib.results import write_text
@@ -54,10 +54,6 @@ def setting(task: str, model_name: str) -> dict:
     """The precision and memory format the cpu profile trains ``model_name`` with on ``task`` on this machine."""
     config = config_for(get_profile("cpu"), model_name, num_classes=2 if task == "binary" else 3, task=task)
     return dict(bf16=config.bf16, channels_last=config.channels_last)
-
-
-def precision_label(bf16: bool, channels_last: bool) -> str:
-    return ("bf16" if bf16 else "fp32") + ("+channels_last" if channels_last else "")
 
 
 def break_even_images(eager_img_s: float, compiled_img_s: float, compile_s: float) -> float | None:
@@ -117,7 +113,7 @@ def measure(task: str, model_name: str, size: int, steps: int) -> dict:
         task=task,
         model=model_name,
         size=size,
-        precision=precision_label(bf16, channels_last),
+        precision=precision_mode(bf16, channels_last),
         eager_img_s=round(eager_ips, 1),
         compiled_img_s=round(compiled_ips, 1),
         speedup=round(compiled_ips / eager_ips, 2),
@@ -130,12 +126,9 @@ def measure(task: str, model_name: str, size: int, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=None)
     parser.add_argument("--one", nargs=3, metavar=("TASK", "MODEL", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = set(args.models or ()) - set(MODELS)
-    if unknown:
-        parser.error(f"unknown model(s) {sorted(unknown)}: choose from {list(MODELS)}")
     if args.one:
         print(json.dumps(measure(args.one[0], args.one[1], int(args.one[2]), args.steps)))
         return 0

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from pneumolib.data import load_binary_splits, load_three_class_splits
-from pneumolib.loop import fit, iterate_batches, make_loss, precision_info, validation_scores
+from pneumolib.loop import fit, iterate_batches, make_loss, precision_info, precision_mode, validation_scores
 from pneumolib.models import build_model
 from pneumolib.profiles import get_profile
 from pneumolib.results import project_root, write_json, write_text
@@ -67,11 +67,12 @@ def bare_step_rate(model, batches: list, config, loss_fn, seconds: float) -> flo
         opt.step()
 
     step(*batches[0])  # warm-up
-    n, t = 0, time.perf_counter()
+    n, seen, t = 0, 0, time.perf_counter()
     while n < 3 or time.perf_counter() - t < seconds:
-        step(*batches[n % len(batches)])
-        n += 1
-    return sum(len(batches[i % len(batches)][1]) for i in range(n)) / (time.perf_counter() - t)
+        x, y = batches[n % len(batches)]
+        step(x, y)
+        n, seen = n + 1, seen + len(y)
+    return seen / (time.perf_counter() - t)
 
 
 def data_handling_seconds(train, config) -> float:
@@ -122,7 +123,7 @@ def measure(task: str, model_name: str, splits: dict, bare_s: float) -> dict:
         task=task,
         model=model_name,
         size=size,
-        precision=("bf16" if config.bf16 else "fp32") + ("+channels_last" if config.channels_last else ""),
+        precision=precision_mode(config.bf16, config.channels_last),
         train_images=len(train),
         val_images=len(val),
         step_img_s_before=round(before, 1),
